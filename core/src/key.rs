@@ -1,0 +1,402 @@
+//! The archive key: a versioned sha256 over everything that decides whether an archive is valid.
+//! It derives and parses keys only; it must not look anything up (no registry, no JVM, no clock).
+//!
+//! The canonical form is documented in `docs/archive-key.md`, with golden vectors that the tests
+//! below check, so that any implementation (or a shell with `sha256sum`) gets the same key.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+
+/// Version of the canonical serialization; bump it whenever the inputs or their encoding change.
+pub const KEY_VERSION: u32 = 1;
+
+/// Every key (and so every archive tag) starts with this, which never collides with the
+/// referrers tag-schema fallback tags (`sha256-<hex>`).
+pub const KEY_PREFIX: &str = "classcache-v1-";
+
+/// The kind of archive the JVM writes; it decides the training and run-time flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchiveKind {
+    /// JDK 24+ AOT cache (JEP 483): `-XX:AOTCache`.
+    AotCache,
+    /// JDK 13+ dynamic CDS archive: `-XX:ArchiveClassesAtExit` / `-XX:SharedArchiveFile`.
+    DynamicCds,
+    /// JDK 11/12 static AppCDS from a class list: `-Xshare:dump -XX:SharedClassListFile`.
+    StaticAppcds,
+}
+
+impl ArchiveKind {
+    pub const ALL: [ArchiveKind; 3] = [Self::AotCache, Self::DynamicCds, Self::StaticAppcds];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AotCache => "aot-cache",
+            Self::DynamicCds => "dynamic-cds",
+            Self::StaticAppcds => "static-appcds",
+        }
+    }
+}
+
+impl fmt::Display for ArchiveKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ArchiveKind {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| KeyError::UnknownKind(s.to_string()))
+    }
+}
+
+/// How a Java agent takes part in the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentMode {
+    /// The agent also runs in production: trained with it attached, `-javaagent` at run time.
+    Attached,
+    /// Classes the agent transformed are archived; the agent jar goes on the boot class path.
+    Baked,
+}
+
+impl AgentMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Attached => "attached",
+            Self::Baked => "baked",
+        }
+    }
+}
+
+impl FromStr for AgentMode {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        match s {
+            "attached" => Ok(Self::Attached),
+            "baked" => Ok(Self::Baked),
+            other => Err(KeyError::UnknownAgentMode(other.to_string())),
+        }
+    }
+}
+
+/// The agent jar an archive was trained with, identified by content.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AgentIdentity {
+    /// Lower-case hex sha256 of the agent jar.
+    pub sha256: String,
+    pub mode: AgentMode,
+}
+
+/// Everything that decides whether an archive is valid for a JVM start.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeyInputs {
+    /// The app image's platform manifest digest (`sha256:<hex>`), not an index digest.
+    pub image_digest: String,
+    /// The exact HotSpot build string (`java.vm.version`, e.g. `17.0.15+6-Debian-1deb12u1`).
+    pub jvm_build: String,
+    /// OCI platform OS, e.g. `linux`.
+    pub os: String,
+    /// OCI platform architecture, e.g. `amd64`, `arm64`.
+    pub arch: String,
+    pub kind: ArchiveKind,
+    pub agent: Option<AgentIdentity>,
+    /// The JVM options that affect the archive, in the order given on the command line.
+    pub jvm_options: Vec<String>,
+}
+
+/// A derived archive key, `classcache-v1-<64 hex>`; also the artifact's tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ArchiveKey(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("key input `{field}` is empty; pass a value for it")]
+    Empty { field: &'static str },
+    #[error("key input `{field}` contains a line break or NUL ({value:?}); key inputs are single-line values")]
+    Multiline { field: &'static str, value: String },
+    #[error("image digest {0:?} is not of the form sha256:<64 lower-case hex>; pass the platform manifest digest")]
+    BadImageDigest(String),
+    #[error(
+        "agent sha256 {0:?} is not 64 lower-case hex characters; pass the sha256 of the agent jar"
+    )]
+    BadAgentSha(String),
+    #[error("unknown archive kind {0:?}; use one of aot-cache, dynamic-cds, static-appcds")]
+    UnknownKind(String),
+    #[error("unknown agent mode {0:?}; use attached or baked")]
+    UnknownAgentMode(String),
+    #[error("{0:?} is not a classcache key; a key looks like {KEY_PREFIX}<64 lower-case hex>")]
+    NotAKey(String),
+}
+
+/// True for `n` lower-case hex digits.
+pub fn is_lower_hex(s: &str, n: usize) -> bool {
+    s.len() == n
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// True for an OCI sha256 digest, `sha256:<64 lower-case hex>`.
+pub fn is_sha256_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| is_lower_hex(h, 64))
+}
+
+fn single_line<'a>(field: &'static str, value: &'a str) -> Result<&'a str, KeyError> {
+    if value.is_empty() {
+        return Err(KeyError::Empty { field });
+    }
+    if value.contains(['\n', '\r', '\0']) {
+        return Err(KeyError::Multiline {
+            field,
+            value: value.to_string(),
+        });
+    }
+    Ok(value)
+}
+
+impl KeyInputs {
+    /// The canonical serialization hashed into the key (see `docs/archive-key.md`):
+    /// UTF-8 lines `name=value\n` in a fixed order, one `jvm-option=` line per option in order.
+    pub fn canonical(&self) -> Result<String, KeyError> {
+        if !is_sha256_digest(&self.image_digest) {
+            return Err(KeyError::BadImageDigest(self.image_digest.clone()));
+        }
+        let mut out = format!("classcache-key/v{KEY_VERSION}\n");
+        let mut line = |name: &str, value: &str| {
+            out.push_str(name);
+            out.push('=');
+            out.push_str(value);
+            out.push('\n');
+        };
+        line("image-digest", &self.image_digest);
+        line("jvm-build", single_line("jvm_build", &self.jvm_build)?);
+        line("os", single_line("os", &self.os)?);
+        line("arch", single_line("arch", &self.arch)?);
+        line("kind", self.kind.as_str());
+        match &self.agent {
+            Some(agent) => {
+                if !is_lower_hex(&agent.sha256, 64) {
+                    return Err(KeyError::BadAgentSha(agent.sha256.clone()));
+                }
+                line("agent-sha256", &agent.sha256);
+                line("agent-mode", agent.mode.as_str());
+            }
+            None => line("agent", "none"),
+        }
+        for option in &self.jvm_options {
+            line("jvm-option", single_line("jvm_options", option)?);
+        }
+        Ok(out)
+    }
+
+    /// Derives the key: `classcache-v1-` + hex sha256 of [`KeyInputs::canonical`].
+    pub fn key(&self) -> Result<ArchiveKey, KeyError> {
+        let digest = Sha256::digest(self.canonical()?.as_bytes());
+        Ok(ArchiveKey(format!("{KEY_PREFIX}{}", hex::encode(digest))))
+    }
+}
+
+impl ArchiveKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ArchiveKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ArchiveKey {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        match s.strip_prefix(KEY_PREFIX) {
+            Some(hex) if is_lower_hex(hex, 64) => Ok(ArchiveKey(s.to_string())),
+            _ => Err(KeyError::NotAKey(s.to_string())),
+        }
+    }
+}
+
+impl TryFrom<String> for ArchiveKey {
+    type Error = KeyError;
+    fn try_from(s: String) -> Result<Self, KeyError> {
+        s.parse()
+    }
+}
+
+impl From<ArchiveKey> for String {
+    fn from(k: ArchiveKey) -> String {
+        k.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IMAGE: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn plain() -> KeyInputs {
+        KeyInputs {
+            image_digest: IMAGE.to_string(),
+            jvm_build: "17.0.15+6-Debian-1deb12u1".to_string(),
+            os: "linux".to_string(),
+            arch: "amd64".to_string(),
+            kind: ArchiveKind::DynamicCds,
+            agent: None,
+            jvm_options: vec![],
+        }
+    }
+
+    fn with_agent() -> KeyInputs {
+        KeyInputs {
+            jvm_build: "25.0.1+8-LTS".to_string(),
+            arch: "arm64".to_string(),
+            kind: ArchiveKind::AotCache,
+            agent: Some(AgentIdentity {
+                sha256: "a".repeat(64),
+                mode: AgentMode::Attached,
+            }),
+            jvm_options: vec!["-XX:+UseG1GC".to_string(), "-Xmx512m".to_string()],
+            ..plain()
+        }
+    }
+
+    // Golden vectors: also listed in docs/archive-key.md; changing them means bumping KEY_VERSION.
+    #[test]
+    fn golden_vectors() {
+        assert_eq!(
+            plain().canonical().unwrap(),
+            "classcache-key/v1\nimage-digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\njvm-build=17.0.15+6-Debian-1deb12u1\nos=linux\narch=amd64\nkind=dynamic-cds\nagent=none\n"
+        );
+        assert_eq!(
+            plain().key().unwrap().as_str(),
+            "classcache-v1-7231abc360000fdbed801de61c72af453d81bf2947396d506423f9e6dc0a4240"
+        );
+        assert_eq!(
+            with_agent().key().unwrap().as_str(),
+            "classcache-v1-e2880591f07614fbbe50ce7ae25d54fa9c84269c4f610b40545f35bff520ee93"
+        );
+    }
+
+    #[test]
+    fn every_input_changes_the_key() {
+        let base = with_agent().key().unwrap();
+        let variants: Vec<KeyInputs> = vec![
+            KeyInputs {
+                image_digest: IMAGE.replace('0', "1"),
+                ..with_agent()
+            },
+            KeyInputs {
+                jvm_build: "25.0.2+8-LTS".into(),
+                ..with_agent()
+            },
+            KeyInputs {
+                os: "windows".into(),
+                ..with_agent()
+            },
+            KeyInputs {
+                arch: "amd64".into(),
+                ..with_agent()
+            },
+            KeyInputs {
+                kind: ArchiveKind::DynamicCds,
+                ..with_agent()
+            },
+            KeyInputs {
+                agent: None,
+                ..with_agent()
+            },
+            KeyInputs {
+                agent: Some(AgentIdentity {
+                    sha256: "a".repeat(64),
+                    mode: AgentMode::Baked,
+                }),
+                ..with_agent()
+            },
+            KeyInputs {
+                agent: Some(AgentIdentity {
+                    sha256: "b".repeat(64),
+                    mode: AgentMode::Attached,
+                }),
+                ..with_agent()
+            },
+            KeyInputs {
+                jvm_options: vec!["-Xmx512m".into(), "-XX:+UseG1GC".into()],
+                ..with_agent()
+            },
+            KeyInputs {
+                jvm_options: vec![],
+                ..with_agent()
+            },
+        ];
+        for v in variants {
+            assert_ne!(v.key().unwrap(), base, "{v:?} must change the key");
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_named() {
+        let e = KeyInputs {
+            image_digest: "latest".into(),
+            ..plain()
+        }
+        .key()
+        .unwrap_err();
+        assert_eq!(e, KeyError::BadImageDigest("latest".into()));
+        assert!(e.to_string().contains("platform manifest digest"));
+        let e = KeyInputs {
+            jvm_build: "".into(),
+            ..plain()
+        }
+        .key()
+        .unwrap_err();
+        assert_eq!(e, KeyError::Empty { field: "jvm_build" });
+        let e = KeyInputs {
+            jvm_options: vec!["-Da=1\n-Db=2".into()],
+            ..plain()
+        }
+        .key()
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            KeyError::Multiline {
+                field: "jvm_options",
+                ..
+            }
+        ));
+        let e = KeyInputs {
+            agent: Some(AgentIdentity {
+                sha256: "XYZ".into(),
+                mode: AgentMode::Baked,
+            }),
+            ..plain()
+        }
+        .key()
+        .unwrap_err();
+        assert_eq!(e, KeyError::BadAgentSha("XYZ".into()));
+    }
+
+    #[test]
+    fn keys_parse_and_roundtrip_through_json() {
+        let key = plain().key().unwrap();
+        assert_eq!(key.as_str().parse::<ArchiveKey>().unwrap(), key);
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(serde_json::from_str::<ArchiveKey>(&json).unwrap(), key);
+        assert!("sha256-abc".parse::<ArchiveKey>().is_err());
+        assert!(serde_json::from_str::<ArchiveKey>("\"latest\"").is_err());
+        assert!(key.as_str().len() <= 128, "a key must be a valid OCI tag");
+        for kind in ArchiveKind::ALL {
+            assert_eq!(kind.as_str().parse::<ArchiveKind>().unwrap(), kind);
+        }
+    }
+}

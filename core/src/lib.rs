@@ -1,0 +1,12 @@
+//! classcache-core: the shared truth of classcache as plain functions on data.
+//! It defines the key, formats and edits once; it must not talk to Docker or Kubernetes.
+
+pub mod artifact;
+pub mod jvm;
+pub mod key;
+pub mod layout;
+pub mod media_types;
+pub mod paths;
+pub mod podtemplate;
+pub mod reference;
+pub mod registry;
