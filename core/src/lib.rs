@@ -10,3 +10,7 @@ pub mod paths;
 pub mod podtemplate;
 pub mod reference;
 pub mod registry;
+pub mod digest;
+pub mod docker_config;
+pub mod oci;
+pub mod store;

@@ -1,0 +1,360 @@
+//! One surface over both archive stores (a registry repository or an OCI layout directory),
+//! so programs take `oci:DIR[:TAG]` and `host/repo[:tag]` alike. It dispatches; it must not
+//! add behaviour of its own beyond the layout → registry copy.
+
+use crate::artifact::{self, ArchiveConfig, Platform};
+use crate::layout::{LayoutError, OciLayout};
+use crate::media_types;
+use crate::oci::{Descriptor, ImageManifest};
+use crate::reference::{ArchiveLocation, ReferenceError, RegistryRef};
+use crate::registry::{
+    ArchiveManifest, PulledArchive, PushedArchive, ReferrersUpdate, RegistryClient, RegistryError,
+};
+use bytes::Bytes;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("the {what} task failed: {problem}")]
+    Task { what: &'static str, problem: String },
+}
+
+/// An archive store opened from an [`ArchiveLocation`]; the location's tag or digest is what
+/// `pull`/`fetch` read, while `push` tags with the archive key.
+#[derive(Clone)]
+pub enum ArchiveStore {
+    Registry {
+        client: RegistryClient,
+        reference: RegistryRef,
+    },
+    Layout {
+        layout: OciLayout,
+        tag: Option<String>,
+        digest: Option<String>,
+    },
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, LayoutError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task {
+            what,
+            problem: e.to_string(),
+        })?
+        .map_err(StoreError::from)
+}
+
+impl ArchiveStore {
+    /// Opens `location`. A layout is created when `create` is set and the directory is missing
+    /// or empty; otherwise it must already be an OCI layout.
+    pub fn open(
+        location: &ArchiveLocation,
+        client: &RegistryClient,
+        create: bool,
+    ) -> Result<Self, StoreError> {
+        Ok(match location {
+            ArchiveLocation::Registry(reference) => ArchiveStore::Registry {
+                client: client.clone(),
+                reference: reference.clone(),
+            },
+            ArchiveLocation::Layout { dir, tag, digest } => {
+                let layout = if create {
+                    OciLayout::create(dir)?
+                } else {
+                    OciLayout::open(dir)?
+                };
+                ArchiveStore::Layout {
+                    layout,
+                    tag: tag.clone(),
+                    digest: digest.clone(),
+                }
+            }
+        })
+    }
+
+    /// Parses and opens a reference string (see [`ArchiveLocation`]).
+    pub fn open_str(
+        location: &str,
+        client: &RegistryClient,
+        create: bool,
+    ) -> Result<Self, StoreError> {
+        Self::open(&location.parse()?, client, create)
+    }
+
+    /// Where this store is, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            ArchiveStore::Registry { reference, .. } => reference.to_string(),
+            ArchiveStore::Layout {
+                layout,
+                tag,
+                digest,
+            } => ArchiveLocation::Layout {
+                dir: layout.root().to_path_buf(),
+                tag: tag.clone(),
+                digest: digest.clone(),
+            }
+            .to_string(),
+        }
+    }
+
+    /// Packs and stores an archive tagged with its key; also tagged with the location's own tag
+    /// when it has one that differs from the key. See [`RegistryClient::push_archive`].
+    pub async fn push_archive(
+        &self,
+        config: ArchiveConfig,
+        archive_path: &Path,
+        subject: Option<Descriptor>,
+    ) -> Result<PushedArchive, StoreError> {
+        match self {
+            ArchiveStore::Registry { client, reference } => {
+                let pushed = client
+                    .push_archive(reference, config, archive_path, subject)
+                    .await?;
+                if let Some(extra) = reference.tag.as_deref().filter(|t| *t != pushed.tag) {
+                    let raw = client
+                        .get_manifest(&reference.with_digest(&pushed.manifest_digest))
+                        .await?;
+                    client
+                        .put_manifest(
+                            &reference.with_tag(extra),
+                            media_types::OCI_MANIFEST,
+                            raw.bytes,
+                        )
+                        .await?;
+                }
+                Ok(pushed)
+            }
+            ArchiveStore::Layout { layout, tag, .. } => {
+                let (layout, tag, archive_path) =
+                    (layout.clone(), tag.clone(), archive_path.to_path_buf());
+                blocking("layout write", move || {
+                    let (prepared, digest) = layout.push_archive(config, &archive_path, subject)?;
+                    if let Some(extra) = tag
+                        .as_deref()
+                        .filter(|t| *t != prepared.config.key.as_str())
+                    {
+                        layout.add_to_index(prepared.manifest_descriptor.clone(), Some(extra))?;
+                    }
+                    Ok(PushedArchive {
+                        reference: format!(
+                            "oci:{}:{}@{digest}",
+                            layout.root().display(),
+                            prepared.config.key
+                        ),
+                        manifest_digest: digest,
+                        manifest_descriptor: prepared.manifest_descriptor.clone(),
+                        layer: prepared.layer_descriptor.clone(),
+                        tag: prepared.config.key.to_string(),
+                        config: prepared.config.clone(),
+                        referrers: ReferrersUpdate::LayoutIndex,
+                        bytes_uploaded: prepared.layer_descriptor.size
+                            + prepared.config_descriptor.size,
+                    })
+                })
+                .await
+            }
+        }
+    }
+
+    /// Stores the index of per-platform archives of a multi-platform image (see
+    /// [`artifact::build_archive_index`]) under [`artifact::archive_index_tag`] (and the
+    /// location's own tag, if any), and makes it findable from the image index. Every entry's
+    /// archive must already be in this store. Returns the index's digest: what pods pin.
+    pub async fn push_archive_index(
+        &self,
+        subject: Descriptor,
+        entries: Vec<Descriptor>,
+    ) -> Result<String, StoreError> {
+        let index =
+            artifact::build_archive_index(entries, subject.clone(), &artifact::now_rfc3339())
+                .map_err(LayoutError::from)?;
+        let mut tags = vec![artifact::archive_index_tag(&subject.digest)];
+        let own = match self {
+            ArchiveStore::Registry { reference, .. } => reference.tag.clone(),
+            ArchiveStore::Layout { tag, .. } => tag.clone(),
+        };
+        tags.extend(own.filter(|t| *t != tags[0]));
+        match self {
+            ArchiveStore::Registry { client, reference } => {
+                Ok(client.push_archive_index(reference, &index, &tags).await?)
+            }
+            ArchiveStore::Layout { layout, .. } => {
+                let layout = layout.clone();
+                blocking("layout write", move || {
+                    layout.write_archive_index(&index, &tags)
+                })
+                .await
+            }
+        }
+    }
+
+    /// The archives attached to `image_digest` (referrer descriptors with annotations).
+    pub async fn find_archives(&self, image_digest: &str) -> Result<Vec<Descriptor>, StoreError> {
+        match self {
+            ArchiveStore::Registry { client, reference } => {
+                Ok(client.find_archives(reference, image_digest).await?)
+            }
+            ArchiveStore::Layout { layout, .. } => {
+                let (layout, digest) = (layout.clone(), image_digest.to_string());
+                blocking("layout read", move || layout.find_archives(&digest)).await
+            }
+        }
+    }
+
+    /// Reads and checks the manifest and config of the archive the location names.
+    pub async fn fetch_archive(
+        &self,
+        platform: Option<&Platform>,
+    ) -> Result<ArchiveManifest, StoreError> {
+        match self {
+            ArchiveStore::Registry { client, reference } => {
+                Ok(client.fetch_archive(reference, platform).await?)
+            }
+            ArchiveStore::Layout {
+                layout,
+                tag,
+                digest,
+            } => {
+                let (layout, tag, digest, platform) = (
+                    layout.clone(),
+                    tag.clone(),
+                    digest.clone(),
+                    platform.cloned(),
+                );
+                blocking("layout read", move || {
+                    layout.fetch_archive(tag.as_deref(), digest.as_deref(), platform.as_ref())
+                })
+                .await
+            }
+        }
+    }
+
+    /// Pulls the archive the location names to `dest` (atomic, verified).
+    pub async fn pull_archive(
+        &self,
+        platform: Option<&Platform>,
+        dest: &Path,
+    ) -> Result<PulledArchive, StoreError> {
+        match self {
+            ArchiveStore::Registry { client, reference } => {
+                Ok(client.pull_archive(reference, platform, dest).await?)
+            }
+            ArchiveStore::Layout {
+                layout,
+                tag,
+                digest,
+            } => {
+                let (layout, tag, digest, platform, dest) = (
+                    layout.clone(),
+                    tag.clone(),
+                    digest.clone(),
+                    platform.cloned(),
+                    dest.to_path_buf(),
+                );
+                blocking("layout read", move || {
+                    layout.pull_archive(tag.as_deref(), digest.as_deref(), platform.as_ref(), &dest)
+                })
+                .await
+            }
+        }
+    }
+}
+
+/// Copies the archive at `tag` (or `digest`) in `layout` to `target`'s repository: blobs
+/// streamed from the layout's files, then the manifest under the same tag (or `target`'s tag),
+/// then the referrers fallback index. Referrers relate manifests of one repository, so copy
+/// to the repository that holds the subject image.
+pub async fn copy_layout_archive_to_registry(
+    layout: &OciLayout,
+    tag: Option<&str>,
+    digest: Option<&str>,
+    client: &RegistryClient,
+    target: &RegistryRef,
+) -> Result<PushedArchive, StoreError> {
+    let fetched = {
+        let (l, t, d) = (
+            layout.clone(),
+            tag.map(str::to_string),
+            digest.map(str::to_string),
+        );
+        blocking("layout read", move || {
+            l.fetch_archive(t.as_deref(), d.as_deref(), None)
+        })
+        .await?
+    };
+    let manifest_bytes =
+        std::fs::read(layout.blob_path(&fetched.manifest_digest)).map_err(|source| {
+            LayoutError::Io {
+                path: layout.blob_path(&fetched.manifest_digest),
+                source,
+            }
+        })?;
+    let manifest: &ImageManifest = &fetched.manifest;
+    let repo = target.repository_only();
+    let layer = fetched.layer().clone();
+    let mut bytes_uploaded = client
+        .push_blob_file(&repo, &layer, &layout.blob_path(&layer.digest))
+        .await?;
+    let config_bytes =
+        std::fs::read(layout.blob_path(&manifest.config.digest)).map_err(|source| {
+            LayoutError::Io {
+                path: layout.blob_path(&manifest.config.digest),
+                source,
+            }
+        })?;
+    bytes_uploaded += client
+        .push_blob_bytes(&repo, &manifest.config, Bytes::from(config_bytes))
+        .await?;
+    for blob in [&layer, &manifest.config] {
+        if client.blob_size(&repo, &blob.digest).await? != Some(blob.size) {
+            return Err(RegistryError::BlobMissingAfterPush {
+                reference: repo.to_string(),
+                digest: blob.digest.clone(),
+            }
+            .into());
+        }
+    }
+    let tag = target
+        .tag
+        .clone()
+        .unwrap_or_else(|| fetched.config.key.to_string());
+    let manifest_digest = client
+        .put_manifest(
+            &repo.with_tag(&tag),
+            media_types::OCI_MANIFEST,
+            Bytes::from(manifest_bytes.clone()),
+        )
+        .await?;
+    let entry = artifact::referrer_entry(
+        media_types::OCI_MANIFEST,
+        &manifest_bytes,
+        manifest.artifact_type.as_deref(),
+        &manifest.annotations,
+    );
+    let subject = manifest
+        .subject
+        .as_ref()
+        .map(|s| s.digest.clone())
+        .unwrap_or_default();
+    let referrers = client.add_to_referrers(&repo, &subject, &entry).await?;
+    Ok(PushedArchive {
+        reference: format!("{}@{manifest_digest}", repo.with_tag(&tag)),
+        manifest_digest,
+        manifest_descriptor: entry,
+        layer,
+        config: fetched.config,
+        tag,
+        referrers,
+        bytes_uploaded,
+    })
+}
