@@ -1,0 +1,237 @@
+//! The names the plugin, the templates and the fetcher agree on in a cluster, and the exact command
+//! line of the init container. It only defines names and argument lists; it must not do I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Namespace `kubectl classcache install` puts the fetcher in by default.
+pub const NAMESPACE: &str = "classcache";
+/// Name of the fetcher DaemonSet (also its ServiceAccount, Role and RoleBinding).
+///
+/// Its container runs (see `templates/daemonset.yaml`, the contract with `classcache-fetcher`):
+///
+/// ```text
+/// classcache-fetcher serve --store /var/lib/classcache --listen 0.0.0.0:8787 --max-size 10Gi \
+///     --peers-service classcache-peers --namespace $(POD_NAMESPACE) --node-name $(NODE_NAME) --pod-ip $(POD_IP)
+/// ```
+///
+/// with `DOCKER_CONFIG=/etc/classcache/registry` (the optional [`REGISTRY_SECRET`], as
+/// `config.json`), the store as a hostPath at the same path, readiness `GET /healthz` on the
+/// `http` port, and [`fetcher_archive_path`] answering whether an archive is published.
+pub const DAEMONSET: &str = "classcache-fetcher";
+/// Node-local Service (`internalTrafficPolicy: Local`): an init container reaches its own node's fetcher.
+pub const NODE_SERVICE: &str = "classcache-node";
+/// Headless Service whose EndpointSlices list every fetcher: the peer set for ranking.
+pub const PEERS_SERVICE: &str = "classcache-peers";
+/// Optional Secret holding registry credentials as a Docker `config.json`.
+pub const REGISTRY_SECRET: &str = "classcache-registry";
+/// Where the fetcher mounts [`REGISTRY_SECRET`]; the fetcher reads `$DOCKER_CONFIG/config.json`.
+pub const REGISTRY_CONFIG_DIR: &str = "/etc/classcache/registry";
+/// TCP port of the fetcher's HTTP server (node-local Service, peers, init containers).
+pub const FETCHER_PORT: u16 = 8787;
+/// The fetcher binary inside the fetcher image; both the DaemonSet and the init container run it.
+pub const FETCHER_BINARY: &str = "classcache-fetcher";
+/// Fetcher image used when `--fetcher-image` is not given.
+pub const DEFAULT_FETCHER_IMAGE: &str = "ghcr.io/classcache/classcache-fetcher:0.1.0";
+/// Field manager of every write the plugin makes (not `kubectl-…`: Flux strips those).
+pub const FIELD_MANAGER: &str = "classcache";
+/// Label every object `install` creates carries, so `uninstall` finds exactly those.
+pub const PART_OF_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "classcache");
+/// Label that selects the fetcher pods.
+pub const FETCHER_POD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "classcache-fetcher");
+
+/// Pod-template annotation pinning each enabled container's archive by digest:
+/// a JSON object `{"<container>": "<registry>/<repo>@sha256:<hex>"}`. Pods inherit it, so
+/// `status` finds the pods that run with an archive by reading their annotations.
+pub const ANNOTATION_ARCHIVE: &str = "classcache.io/archive";
+/// Pod-template annotation holding the undo record (JSON): the exact prior values of everything
+/// `enable` changed, so `disable` restores the original without any other state.
+pub const ANNOTATION_ORIGINAL: &str = "classcache.io/original";
+/// Name of the init container `enable` adds.
+pub const INIT_CONTAINER: &str = "classcache-init";
+/// Name of the pod volume `enable` adds.
+pub const VOLUME: &str = "classcache";
+/// The environment variable the run-time JVM options are merged into.
+pub const JAVA_TOOL_OPTIONS: &str = "JAVA_TOOL_OPTIONS";
+/// Default init-container wait for the archive before giving up.
+pub const DEFAULT_INIT_TIMEOUT_SECS: u64 = 120;
+/// User and group the init container runs as (restricted Pod Security profile: non-root).
+pub const INIT_RUN_AS: u64 = 65532;
+
+/// The fetcher's HTTP path that says whether an archive (by its pinned digest) is published on
+/// its node: `GET /v1/archives/<sha256:…>` answers 200 when it is, 404 when not. `status`
+/// calls it on every fetcher pod through the API server's pod proxy.
+pub fn fetcher_archive_path(pinned_digest: &str) -> String {
+    format!("/v1/archives/{pinned_digest}")
+}
+
+/// The URL of the node-local fetcher Service in `namespace`.
+pub fn fetcher_url(namespace: &str) -> String {
+    format!("http://{NODE_SERVICE}.{namespace}.svc:{FETCHER_PORT}")
+}
+
+/// How the archive reaches the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryMode {
+    /// The node store's `published` directory is mounted read-only: every pod on a node maps
+    /// the same file, so its pages are shared. Needs a namespace that allows hostPath volumes.
+    HostPath,
+    /// The init container copies the archive from the node fetcher into an emptyDir: works
+    /// under the restricted Pod Security profile, without page sharing.
+    Copy,
+}
+
+impl DeliveryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HostPath => "hostpath",
+            Self::Copy => "copy",
+        }
+    }
+}
+
+impl fmt::Display for DeliveryMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeliveryMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hostpath" => Ok(Self::HostPath),
+            "copy" => Ok(Self::Copy),
+            other => Err(format!(
+                "unknown delivery mode {other:?}; use hostpath or copy"
+            )),
+        }
+    }
+}
+
+/// The init container's job, as the fetcher's `init` subcommand receives it.
+///
+/// The command line (the contract with `classcache-fetcher`), exactly as [`InitContainerSpec::command`]
+/// and [`InitContainerSpec::args`] produce it:
+///
+/// ```text
+/// classcache-fetcher init \
+///     --archive <registry>/<repo>@sha256:<hex>   (once per distinct archive, in container order)
+///     --mode hostpath|copy \
+///     --dir /classcache \
+///     --fetcher-url http://classcache-node.<namespace>.svc:8787 \
+///     --timeout <seconds>s \
+///     [--fail-closed]
+/// ```
+///
+/// Meaning, for the fetcher's implementation:
+/// - each `--archive` is pinned by digest: an archive manifest, or an OCI index of per-platform
+///   archive manifests (the node fetcher picks its own platform's);
+/// - the archive must end up at `<dir>/<paths::published_file_name(digest)>`;
+/// - `hostpath`: `<dir>` is the node store's `published` directory, mounted read-only; ask the
+///   node fetcher to publish each archive and wait until the file appears in `<dir>`;
+/// - `copy`: `<dir>` is an empty, writable emptyDir; download each archive from the node fetcher,
+///   check its sha256, write a temp file, fsync, rename into place;
+/// - `--timeout` bounds the whole run; when it passes or anything fails, exit 0 with a message on
+///   stderr (the JVM then starts without the archive: `-Xshare:auto`), or exit non-zero when
+///   `--fail-closed` is given (the pod does not start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitContainerSpec {
+    pub image: String,
+    /// Pinned archive references, distinct, in container order.
+    pub archives: Vec<String>,
+    pub mode: DeliveryMode,
+    pub dir: String,
+    pub fetcher_url: String,
+    pub timeout_secs: u64,
+    pub fail_closed: bool,
+}
+
+impl InitContainerSpec {
+    /// The container's `command`.
+    pub fn command(&self) -> Vec<String> {
+        vec![FETCHER_BINARY.to_string()]
+    }
+
+    /// The container's `args`: see the type's documentation for the contract.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec!["init".to_string()];
+        for archive in &self.archives {
+            args.push("--archive".to_string());
+            args.push(archive.clone());
+        }
+        args.extend([
+            "--mode".to_string(),
+            self.mode.as_str().to_string(),
+            "--dir".to_string(),
+            self.dir.clone(),
+            "--fetcher-url".to_string(),
+            self.fetcher_url.clone(),
+            "--timeout".to_string(),
+            format!("{}s", self.timeout_secs),
+        ]);
+        if self.fail_closed {
+            args.push("--fail-closed".to_string());
+        }
+        args
+    }
+
+    /// Reads a spec back from an init container's `image` and `args` (for `status`).
+    pub fn from_args(image: &str, args: &[String]) -> Option<Self> {
+        let mut spec = InitContainerSpec {
+            image: image.to_string(),
+            archives: vec![],
+            mode: DeliveryMode::HostPath,
+            dir: String::new(),
+            fetcher_url: String::new(),
+            timeout_secs: DEFAULT_INIT_TIMEOUT_SECS,
+            fail_closed: false,
+        };
+        let mut it = args.iter();
+        if it.next()? != "init" {
+            return None;
+        }
+        while let Some(flag) = it.next() {
+            match flag.as_str() {
+                "--fail-closed" => spec.fail_closed = true,
+                "--archive" => spec.archives.push(it.next()?.clone()),
+                "--mode" => spec.mode = it.next()?.parse().ok()?,
+                "--dir" => spec.dir = it.next()?.clone(),
+                "--fetcher-url" => spec.fetcher_url = it.next()?.clone(),
+                "--timeout" => spec.timeout_secs = it.next()?.strip_suffix('s')?.parse().ok()?,
+                _ => return None,
+            }
+        }
+        Some(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_args_are_the_documented_contract() {
+        let spec = InitContainerSpec {
+            image: "fetcher:1".into(),
+            archives: vec![
+                "reg.example/app@sha256:aa".into(),
+                "reg.example/b@sha256:bb".into(),
+            ],
+            mode: DeliveryMode::Copy,
+            dir: "/classcache".into(),
+            fetcher_url: fetcher_url(NAMESPACE),
+            timeout_secs: 120,
+            fail_closed: true,
+        };
+        assert_eq!(
+            spec.args().join(" "),
+            "init --archive reg.example/app@sha256:aa --archive reg.example/b@sha256:bb --mode copy \
+             --dir /classcache --fetcher-url http://classcache-node.classcache.svc:8787 --timeout 120s --fail-closed"
+        );
+        assert_eq!(
+            InitContainerSpec::from_args("fetcher:1", &spec.args()),
+            Some(spec)
+        );
+    }
+}

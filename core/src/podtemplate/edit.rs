@@ -1,0 +1,628 @@
+//! `enable` and `disable` on a pod template, with the undo record kept in the template itself.
+//! It edits JSON values only; it must not decide which archive a container gets.
+
+use super::cluster::*;
+use super::locate::{containers, object_label, pod_template_mut};
+use super::options::{conflicting_options, merge_java_tool_options};
+use super::{ContainerArchive, EditError, EnablePlan, Warning};
+use crate::artifact::{ArchiveConfig, ARCHIVE_PATH_PLACEHOLDER};
+use crate::key::is_sha256_digest;
+use crate::paths::{pod_archive_path, POD_ARCHIVE_DIR, PUBLISHED_SUBDIR};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+const VALUE_FROM_WARNING: &str = "JAVA_TOOL_OPTIONS comes from valueFrom; added a second entry that expands \
+     it and appends the archive's options (--force); check that the referenced value has no conflicting options";
+
+/// Version of the undo record's schema.
+const RECORD_VERSION: u32 = 1;
+
+/// How a field looked before `enable` touched it, so `disable` can put back exactly that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Prior {
+    Absent,
+    Null,
+    Present,
+}
+
+/// The undo record (annotation [`ANNOTATION_ORIGINAL`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UndoRecord {
+    version: u32,
+    metadata: Prior,
+    annotations: Prior,
+    init_containers: Prior,
+    volumes: Prior,
+    containers: Vec<ContainerRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ContainerRecord {
+    name: String,
+    env: Prior,
+    /// The container's own `JAVA_TOOL_OPTIONS` entry, exactly, and its index in `env`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    java_tool_options: Option<EnvEntryRecord>,
+    volume_mounts: Prior,
+    /// The image before `--pin-image` replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvEntryRecord {
+    index: usize,
+    entry: Value,
+}
+
+impl ContainerArchive {
+    /// The plan for one container: the archive pinned as `reference` (`<repo>@sha256:<hex>`), with
+    /// the config's run-time options pointing at the path the pod sees.
+    pub fn new(
+        container: &str,
+        reference: &str,
+        config: &ArchiveConfig,
+        pin_image: Option<String>,
+    ) -> Result<Self, EditError> {
+        let plan = ContainerArchive {
+            container: container.to_string(),
+            archive: reference.to_string(),
+            runtime_options: config.runtime_options.clone(),
+            pin_image,
+        };
+        plan.pinned_digest(container)?;
+        Ok(plan)
+    }
+
+    fn pinned_digest(&self, object: &str) -> Result<&str, EditError> {
+        match self.archive.rsplit_once('@') {
+            Some((repo, digest)) if !repo.is_empty() && is_sha256_digest(digest) => Ok(digest),
+            _ => Err(EditError::UnpinnedArchive {
+                object: object.to_string(),
+                reference: self.archive.clone(),
+            }),
+        }
+    }
+
+    /// The JVM options with the archive's path in the pod filled in.
+    fn options_for_pod(&self, object: &str) -> Result<Vec<String>, EditError> {
+        let path = pod_archive_path(self.pinned_digest(object)?);
+        Ok(self
+            .runtime_options
+            .iter()
+            .map(|o| o.replace(ARCHIVE_PATH_PLACEHOLDER, &path))
+            .collect())
+    }
+}
+
+/// Enables classcache on an object with a pod template; see [`enable_template`].
+pub fn enable_object(obj: &mut Value, plan: &EnablePlan) -> Result<Vec<Warning>, EditError> {
+    let object = object_label(obj);
+    let template = pod_template_mut(obj).ok_or_else(|| EditError::NoPodTemplate {
+        object: object.clone(),
+    })?;
+    enable_template(template, plan, &object)
+}
+
+/// Disables classcache on an object; `Ok(false)` when it was not enabled.
+pub fn disable_object(obj: &mut Value) -> Result<bool, EditError> {
+    let object = object_label(obj);
+    let template = pod_template_mut(obj).ok_or_else(|| EditError::NoPodTemplate {
+        object: object.clone(),
+    })?;
+    disable_template(template, &object)
+}
+
+/// Enables classcache on a pod template (`{metadata, spec}`). An already enabled template is
+/// first restored, so enabling twice equals enabling once and a new archive replaces the old.
+/// On error the template is left exactly as it was.
+pub fn enable_template(
+    template: &mut Value,
+    plan: &EnablePlan,
+    object: &str,
+) -> Result<Vec<Warning>, EditError> {
+    let mut work = template.clone();
+    disable_template(&mut work, object)?;
+    let warnings = enable_fresh(&mut work, plan, object)?;
+    *template = work;
+    Ok(warnings)
+}
+
+/// The archives a template is enabled with, `(container, pinned reference)` in order; `None`
+/// when it is not enabled.
+pub fn enabled_archives(template: &Value) -> Result<Option<Vec<(String, String)>>, EditError> {
+    let Some(raw) = annotation(template, ANNOTATION_ARCHIVE) else {
+        return Ok(None);
+    };
+    let bad = |reason: String| EditError::BadRecord {
+        object: "pod template".to_string(),
+        annotation: ANNOTATION_ARCHIVE,
+        reason,
+    };
+    let map: Map<String, Value> = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
+    map.into_iter()
+        .map(|(c, r)| match r {
+            Value::String(r) => Ok((c, r)),
+            other => Err(bad(format!(
+                "container {c:?} maps to {other}, not a string"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn annotation<'a>(template: &'a Value, key: &str) -> Option<&'a str> {
+    template
+        .get("metadata")?
+        .get("annotations")?
+        .get(key)?
+        .as_str()
+}
+
+/// Disables classcache on a pod template from its undo record; `Ok(false)` when not enabled.
+/// On error the template is left exactly as it was.
+pub fn disable_template(template: &mut Value, object: &str) -> Result<bool, EditError> {
+    let Some(raw) = annotation(template, ANNOTATION_ORIGINAL) else {
+        if annotation(template, ANNOTATION_ARCHIVE).is_some() {
+            return Err(EditError::BadRecord {
+                object: object.to_string(),
+                annotation: ANNOTATION_ORIGINAL,
+                reason: format!("it is missing while {ANNOTATION_ARCHIVE} is set"),
+            });
+        }
+        return Ok(false);
+    };
+    let record: UndoRecord = serde_json::from_str(raw).map_err(|e| EditError::BadRecord {
+        object: object.to_string(),
+        annotation: ANNOTATION_ORIGINAL,
+        reason: e.to_string(),
+    })?;
+    if record.version != RECORD_VERSION {
+        return Err(EditError::BadRecord {
+            object: object.to_string(),
+            annotation: ANNOTATION_ORIGINAL,
+            reason: format!(
+                "record version {} is not {RECORD_VERSION}: use a matching kubectl-classcache",
+                record.version
+            ),
+        });
+    }
+    let mut work = template.clone();
+    restore(&mut work, &record, object)?;
+    *template = work;
+    Ok(true)
+}
+
+fn as_object<'a>(
+    v: &'a mut Value,
+    object: &str,
+    field: &str,
+) -> Result<&'a mut Map<String, Value>, EditError> {
+    let found = kind_of(v);
+    v.as_object_mut().ok_or_else(|| EditError::NotAList {
+        object: object.to_string(),
+        field: field.to_string(),
+        found: format!("{found} (expected a map)"),
+    })
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+/// Makes `parent[key]` a list (creating it when absent or null) and says how it was before.
+fn open_list<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+    object: &str,
+    field: &str,
+) -> Result<(Prior, &'a mut Vec<Value>), EditError> {
+    let prior = match parent.get(key) {
+        None => Prior::Absent,
+        Some(Value::Null) => Prior::Null,
+        Some(Value::Array(_)) => Prior::Present,
+        Some(other) => {
+            return Err(EditError::NotAList {
+                object: object.to_string(),
+                field: field.to_string(),
+                found: kind_of(other).to_string(),
+            })
+        }
+    };
+    if prior != Prior::Present {
+        // Inserting over an existing key keeps its position, so a null comes back in place.
+        parent.insert(key.to_string(), Value::Array(vec![]));
+    }
+    Ok((
+        prior,
+        parent
+            .get_mut(key)
+            .and_then(Value::as_array_mut)
+            .expect("just made a list"),
+    ))
+}
+
+/// The map twin of [`open_list`].
+fn open_map<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+    object: &str,
+    field: &str,
+) -> Result<(Prior, &'a mut Map<String, Value>), EditError> {
+    let prior = match parent.get(key) {
+        None => Prior::Absent,
+        Some(Value::Null) => Prior::Null,
+        Some(Value::Object(_)) => Prior::Present,
+        Some(other) => {
+            return Err(EditError::NotAList {
+                object: object.to_string(),
+                field: field.to_string(),
+                found: format!("{} (expected a map)", kind_of(other)),
+            })
+        }
+    };
+    if prior != Prior::Present {
+        parent.insert(key.to_string(), Value::Object(Map::new()));
+    }
+    Ok((
+        prior,
+        parent
+            .get_mut(key)
+            .and_then(Value::as_object_mut)
+            .expect("just made a map"),
+    ))
+}
+
+/// Puts back an emptied field the way it was before `enable` created it.
+fn close_field(parent: &mut Map<String, Value>, key: &str, prior: Prior) {
+    let empty = match parent.get(key) {
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(m)) => m.is_empty(),
+        _ => false,
+    };
+    if !empty {
+        return;
+    }
+    match prior {
+        Prior::Absent => {
+            parent.shift_remove(key);
+        }
+        Prior::Null => {
+            parent.insert(key.to_string(), Value::Null);
+        }
+        Prior::Present => {}
+    }
+}
+
+fn named<'a>(list: &'a [Value], name: &str) -> Option<&'a Value> {
+    list.iter()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(name))
+}
+
+fn remove_named(list: &mut Vec<Value>, name: &str) {
+    list.retain(|v| v.get("name").and_then(Value::as_str) != Some(name));
+}
+
+fn name_taken(
+    list: &[Value],
+    name: &str,
+    what: &'static str,
+    object: &str,
+) -> Result<(), EditError> {
+    match named(list, name) {
+        Some(_) => Err(EditError::NameTaken {
+            object: object.to_string(),
+            what,
+            name: name.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn enable_fresh(
+    template: &mut Value,
+    plan: &EnablePlan,
+    object: &str,
+) -> Result<Vec<Warning>, EditError> {
+    let available = containers(template);
+    let mut selected: Vec<&ContainerArchive> = vec![];
+    for c in &plan.containers {
+        if !available.iter().any(|a| a.name == c.container) {
+            return Err(EditError::NoSuchContainer {
+                object: object.to_string(),
+                container: c.container.clone(),
+                available: available
+                    .iter()
+                    .map(|a| format!("{:?}", a.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        if !selected.iter().any(|s| s.container == c.container) {
+            selected.push(c);
+        }
+    }
+    if selected.is_empty() {
+        return Err(EditError::NothingSelected {
+            object: object.to_string(),
+        });
+    }
+    let mut archives: Vec<String> = vec![];
+    for c in &selected {
+        c.pinned_digest(object)?;
+        if !archives.contains(&c.archive) {
+            archives.push(c.archive.clone());
+        }
+    }
+
+    let mut warnings = vec![];
+    let root = as_object(template, object, "pod template")?;
+    let spec = as_object(
+        root.get_mut("spec")
+            .ok_or_else(|| EditError::NoPodTemplate {
+                object: object.to_string(),
+            })?,
+        object,
+        "spec",
+    )?;
+
+    let mut records = vec![];
+    {
+        let (_, container_list) = open_list(spec, "containers", object, "spec.containers")?;
+        for c in &selected {
+            let container = container_list
+                .iter_mut()
+                .find(|v| v.get("name").and_then(Value::as_str) == Some(c.container.as_str()))
+                .expect("checked above");
+            let field = |f: &str| format!("container {:?} {f}", c.container);
+            let container = as_object(container, object, &field(""))?;
+            let ours = c.options_for_pod(object)?;
+            let mut warn = |message: String| {
+                warnings.push(Warning {
+                    object: object.to_string(),
+                    container: c.container.clone(),
+                    message,
+                })
+            };
+
+            let (volume_mounts, mounts) =
+                open_list(container, "volumeMounts", object, &field("volumeMounts"))?;
+            name_taken(mounts, VOLUME, "volume mount", object)?;
+            if mounts
+                .iter()
+                .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(POD_ARCHIVE_DIR))
+            {
+                return Err(EditError::NameTaken {
+                    object: object.to_string(),
+                    what: "mount path",
+                    name: POD_ARCHIVE_DIR.to_string(),
+                });
+            }
+            mounts.push(json!({"name": VOLUME, "mountPath": POD_ARCHIVE_DIR, "readOnly": true}));
+
+            let command_line: Vec<String> = ["command", "args"]
+                .iter()
+                .filter_map(|k| container.get(*k).and_then(Value::as_array))
+                .flatten()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect();
+            let (env_prior, env) = open_list(container, "env", object, &field("env"))?;
+            let jto: Vec<usize> = env
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.get("name").and_then(Value::as_str) == Some(JAVA_TOOL_OPTIONS))
+                .map(|(i, _)| i)
+                .collect();
+            if jto.len() > 1 {
+                return Err(EditError::DuplicateJavaToolOptions {
+                    object: object.to_string(),
+                    container: c.container.clone(),
+                    count: jto.len(),
+                });
+            }
+            let java_tool_options = jto.first().map(|&index| EnvEntryRecord {
+                index,
+                entry: env[index].clone(),
+            });
+            match &java_tool_options {
+                Some(EnvEntryRecord { index, entry }) if entry.get("valueFrom").is_some() => {
+                    if !plan.allow_value_from {
+                        return Err(EditError::ValueFrom { object: object.to_string(), container: c.container.clone() });
+                    }
+                    let value = merge_java_tool_options(Some(&format!("$({JAVA_TOOL_OPTIONS})")), &ours);
+                    env.insert(index + 1, json!({"name": JAVA_TOOL_OPTIONS, "value": value}));
+                    warn(VALUE_FROM_WARNING.to_string());
+                }
+                Some(EnvEntryRecord { index, entry }) => {
+                    let user = entry.get("value").and_then(Value::as_str);
+                    let user_tokens: Vec<&str> = user.unwrap_or_default().split_whitespace().collect();
+                    for t in conflicting_options(user_tokens) {
+                        warn(format!("its JAVA_TOOL_OPTIONS sets {t}, which works against the archive; remove it"));
+                    }
+                    let merged = merge_java_tool_options(user, &ours);
+                    env[*index]
+                        .as_object_mut()
+                        .ok_or_else(|| EditError::NotAList {
+                            object: object.to_string(),
+                            field: field("env[JAVA_TOOL_OPTIONS]"),
+                            found: "not a map".into(),
+                        })?
+                        .insert("value".to_string(), Value::String(merged));
+                }
+                None => env.push(json!({"name": JAVA_TOOL_OPTIONS, "value": merge_java_tool_options(None, &ours)})),
+            }
+            for t in conflicting_options(command_line.iter().map(String::as_str)) {
+                warn(format!(
+                    "its command line sets {t}, which comes after JAVA_TOOL_OPTIONS and works against the archive; remove it"
+                ));
+            }
+
+            let image = match &c.pin_image {
+                Some(pinned) => {
+                    let before = container
+                        .get("image")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    container.insert("image".to_string(), Value::String(pinned.clone()));
+                    Some(before)
+                }
+                None => None,
+            };
+            records.push(ContainerRecord {
+                name: c.container.clone(),
+                env: env_prior,
+                java_tool_options,
+                volume_mounts,
+                image,
+            });
+        }
+    }
+
+    let init = InitContainerSpec {
+        image: plan.fetcher_image.clone(),
+        archives: archives.clone(),
+        mode: plan.mode,
+        dir: POD_ARCHIVE_DIR.to_string(),
+        fetcher_url: plan.fetcher_url.clone(),
+        timeout_secs: plan.timeout_secs,
+        fail_closed: plan.fail_closed,
+    };
+    let (init_containers, inits) =
+        open_list(spec, "initContainers", object, "spec.initContainers")?;
+    name_taken(inits, INIT_CONTAINER, "init container", object)?;
+    inits.push(init_container(&init));
+
+    let (volumes, vols) = open_list(spec, "volumes", object, "spec.volumes")?;
+    name_taken(vols, VOLUME, "volume", object)?;
+    vols.push(match plan.mode {
+        DeliveryMode::HostPath => json!({
+            "name": VOLUME,
+            "hostPath": {
+                "path": format!("{}/{PUBLISHED_SUBDIR}", plan.node_store_dir.trim_end_matches('/')),
+                "type": "DirectoryOrCreate",
+            },
+        }),
+        DeliveryMode::Copy => json!({"name": VOLUME, "emptyDir": {}}),
+    });
+
+    let (metadata, meta) = open_map(root, "metadata", object, "pod template metadata")?;
+    let (annotations, notes) = open_map(meta, "annotations", object, "pod template annotations")?;
+    let record = UndoRecord {
+        version: RECORD_VERSION,
+        metadata,
+        annotations,
+        init_containers,
+        volumes,
+        containers: records,
+    };
+    let pinned: Map<String, Value> = selected
+        .iter()
+        .map(|c| (c.container.clone(), Value::String(c.archive.clone())))
+        .collect();
+    notes.insert(
+        ANNOTATION_ARCHIVE.to_string(),
+        Value::String(Value::Object(pinned).to_string()),
+    );
+    notes.insert(
+        ANNOTATION_ORIGINAL.to_string(),
+        Value::String(serde_json::to_string(&record).expect("the record serializes")),
+    );
+    Ok(warnings)
+}
+
+/// The init container, restricted-profile compliant, with small requests.
+fn init_container(spec: &InitContainerSpec) -> Value {
+    json!({
+        "name": INIT_CONTAINER,
+        "image": spec.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": spec.command(),
+        "args": spec.args(),
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "16Mi"},
+            "limits": {"memory": "64Mi"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true,
+            "runAsUser": INIT_RUN_AS,
+            "runAsGroup": INIT_RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{
+            "name": VOLUME,
+            "mountPath": POD_ARCHIVE_DIR,
+            "readOnly": spec.mode == DeliveryMode::HostPath,
+        }],
+    })
+}
+
+fn restore(template: &mut Value, record: &UndoRecord, object: &str) -> Result<(), EditError> {
+    let root = as_object(template, object, "pod template")?;
+    if let Some(meta) = root.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(notes) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            notes.shift_remove(ANNOTATION_ARCHIVE);
+            notes.shift_remove(ANNOTATION_ORIGINAL);
+        }
+        close_field(meta, "annotations", record.annotations);
+    }
+    close_field(root, "metadata", record.metadata);
+
+    let Some(spec) = root.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    for (key, name, prior) in [
+        ("volumes", VOLUME, record.volumes),
+        ("initContainers", INIT_CONTAINER, record.init_containers),
+    ] {
+        if let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) {
+            remove_named(list, name);
+        }
+        close_field(spec, key, prior);
+    }
+    let Some(list) = spec.get_mut("containers").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    for c in &record.containers {
+        // A container removed since `enable` has nothing left to restore.
+        let Some(container) = list
+            .iter_mut()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(c.name.as_str()))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        if let Some(mounts) = container
+            .get_mut("volumeMounts")
+            .and_then(Value::as_array_mut)
+        {
+            remove_named(mounts, VOLUME);
+        }
+        close_field(container, "volumeMounts", c.volume_mounts);
+        if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
+            env.retain(|e| e.get("name").and_then(Value::as_str) != Some(JAVA_TOOL_OPTIONS));
+            if let Some(EnvEntryRecord { index, entry }) = &c.java_tool_options {
+                env.insert((*index).min(env.len()), entry.clone());
+            }
+        }
+        close_field(container, "env", c.env);
+        if let Some(image) = &c.image {
+            container.insert("image".to_string(), Value::String(image.clone()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! Property tests of the pod-template edits over generated pod templates.
+//! They check the laws only; fixtures of real manifests are tested in kubectl-classcache.
+
+use super::*;
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+
+const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "-Xm[sx][1-9][0-9]{0,3}[mg]",
+        "-D[a-z]{1,6}=[a-z0-9$()]{0,6}",
+        Just("-XX:+UseG1GC".to_string()),
+        Just("-javaagent:/otel/agent.jar".to_string()),
+        Just("-Xshare:off".to_string()),
+    ]
+}
+
+fn java_tool_options_entry() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        (prop::collection::vec(token(), 0..4), "[ ]{0,2}").prop_map(|(t, pad)| json!({
+            "name": "JAVA_TOOL_OPTIONS", "value": format!("{pad}{}", t.join(" "))
+        })),
+        Just(json!({"name": "JAVA_TOOL_OPTIONS"})),
+        Just(
+            json!({"name": "JAVA_TOOL_OPTIONS", "valueFrom": {"configMapKeyRef": {"name": "jvm", "key": "opts"}}})
+        ),
+    ]
+}
+
+/// A list field that may be absent, null, empty or hold entries.
+fn maybe_list(entries: impl Strategy<Value = Vec<Value>>) -> impl Strategy<Value = Option<Value>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Value::Null)),
+        entries.prop_map(|e| Some(Value::Array(e)))
+    ]
+}
+
+fn container(name: String) -> impl Strategy<Value = Value> {
+    let other_env = prop::collection::vec(
+        "[A-Z]{1,5}".prop_map(|n| json!({"name": n, "value": "x"})),
+        0..3,
+    );
+    let env = (
+        other_env,
+        prop::option::of(java_tool_options_entry()),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(mut env, jto, at)| {
+            if let Some(jto) = jto {
+                let i = at.index(env.len() + 1);
+                env.insert(i, jto);
+            }
+            env
+        });
+    let mounts = prop::collection::vec(
+        "[a-z]{1,5}".prop_map(|n| json!({"name": n, "mountPath": format!("/m/{n}")})),
+        0..2,
+    );
+    (
+        maybe_list(env),
+        maybe_list(mounts),
+        prop::option::of(prop::collection::vec("[a-z-]{1,6}", 0..3)),
+        prop::option::of(prop::collection::vec(token(), 0..3)),
+        "[a-z]{1,6}(:[0-9]{1,2})?",
+    )
+        .prop_map(move |(env, mounts, command, args, image)| {
+            let mut c = Map::new();
+            c.insert("name".into(), json!(name));
+            c.insert("image".into(), json!(format!("registry.example/{image}")));
+            if let Some(command) = command {
+                c.insert("command".into(), json!(command));
+            }
+            if let Some(args) = args {
+                c.insert("args".into(), json!(args));
+            }
+            if let Some(env) = env {
+                c.insert("env".into(), env);
+            }
+            if let Some(mounts) = mounts {
+                c.insert("volumeMounts".into(), mounts);
+            }
+            Value::Object(c)
+        })
+}
+
+fn arb_pod_template() -> impl Strategy<Value = Value> {
+    let containers = (1usize..4).prop_flat_map(|n| {
+        (0..n)
+            .map(|i| container(format!("c{i}")))
+            .collect::<Vec<_>>()
+    });
+    let metadata = prop_oneof![
+        Just(None),
+        Just(Some(Value::Null)),
+        Just(Some(json!({"labels": {"app": "shop"}}))),
+        Just(Some(
+            json!({"labels": {"app": "shop"}, "annotations": null})
+        )),
+        Just(Some(
+            json!({"annotations": {"prometheus.io/scrape": "true"}})
+        )),
+    ];
+    let inits = maybe_list(prop::collection::vec(
+        Just(json!({"name": "migrate", "image": "flyway"})),
+        0..2,
+    ));
+    let volumes = maybe_list(prop::collection::vec(
+        Just(json!({"name": "tmp", "emptyDir": {}})),
+        0..2,
+    ));
+    (metadata, containers, inits, volumes, any::<bool>()).prop_map(
+        |(metadata, containers, inits, volumes, sa)| {
+            let mut spec = Map::new();
+            if sa {
+                spec.insert("serviceAccountName".into(), json!("shop"));
+            }
+            if let Some(i) = inits {
+                spec.insert("initContainers".into(), i);
+            }
+            spec.insert("containers".into(), Value::Array(containers));
+            if let Some(v) = volumes {
+                spec.insert("volumes".into(), v);
+            }
+            let mut t = Map::new();
+            if let Some(m) = metadata {
+                t.insert("metadata".into(), m);
+            }
+            t.insert("spec".into(), Value::Object(spec));
+            Value::Object(t)
+        },
+    )
+}
+
+fn plan(
+    template: &Value,
+    select: &[bool],
+    second_archive: bool,
+    copy: bool,
+    force: bool,
+    pin: bool,
+) -> EnablePlan {
+    let names: Vec<String> = containers(template).into_iter().map(|c| c.name).collect();
+    let chosen: Vec<&String> = names
+        .iter()
+        .zip(select.iter().cycle())
+        .filter(|(_, s)| **s)
+        .map(|(n, _)| n)
+        .collect();
+    let chosen = if chosen.is_empty() {
+        vec![&names[0]]
+    } else {
+        chosen
+    };
+    EnablePlan {
+        containers: chosen
+            .iter()
+            .enumerate()
+            .map(|(i, name)| ContainerArchive {
+                container: name.to_string(),
+                archive: format!(
+                    "registry.example/shop/archives@{}",
+                    if second_archive && i % 2 == 1 {
+                        DIGEST_B
+                    } else {
+                        DIGEST_A
+                    }
+                ),
+                runtime_options: vec![
+                    "-XX:SharedArchiveFile={archive}".into(),
+                    "-Xshare:auto".into(),
+                    "-Xlog:cds=off:file=/tmp/x y".into(),
+                ],
+                pin_image: pin.then(|| format!("registry.example/app@{DIGEST_B}")),
+            })
+            .collect(),
+        mode: if copy {
+            DeliveryMode::Copy
+        } else {
+            DeliveryMode::HostPath
+        },
+        node_store_dir: "/var/lib/classcache".into(),
+        fetcher_image: DEFAULT_FETCHER_IMAGE.into(),
+        fetcher_url: fetcher_url(NAMESPACE),
+        timeout_secs: 120,
+        fail_closed: false,
+        allow_value_from: force,
+    }
+}
+
+fn exact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap()
+}
+
+fn jto_values(template: &Value, container: &str) -> Vec<String> {
+    template["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == container)
+        .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["name"] == JAVA_TOOL_OPTIONS)
+        .map(|e| e["value"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn enable_is_undone_exactly_and_idempotent(
+        original in arb_pod_template(),
+        select in prop::collection::vec(any::<bool>(), 1..4),
+        second_archive: bool, copy: bool, force: bool, pin: bool,
+    ) {
+        let plan = plan(&original, &select, second_archive, copy, force, pin);
+        let mut once = original.clone();
+        match enable_template(&mut once, &plan, "Deployment/shop") {
+            Err(e) => {
+                prop_assert!(matches!(e, EditError::ValueFrom { .. }), "unexpected error {e}");
+                prop_assert_eq!(exact(&once), exact(&original), "a failed enable must not change anything");
+            }
+            Ok(_) => {
+                prop_assert_ne!(exact(&once), exact(&original));
+                let mut twice = once.clone();
+                enable_template(&mut twice, &plan, "Deployment/shop").unwrap();
+                prop_assert_eq!(exact(&twice), exact(&once), "enable(enable(x)) == enable(x)");
+
+                let archives = enabled_archives(&once).unwrap().unwrap();
+                prop_assert_eq!(archives.len(), plan.containers.len());
+
+                for c in &plan.containers {
+                    let before = jto_values(&original, &c.container);
+                    let after = jto_values(&once, &c.container);
+                    let merged = after.last().unwrap();
+                    prop_assert!(merged.contains(&paths::pod_archive_path(c.archive.rsplit_once('@').unwrap().1)));
+                    if let Some(user) = before.first().filter(|_| after.len() == 1) {
+                        let user_tokens: Vec<&str> = user.split_whitespace().collect();
+                        let merged_tokens: Vec<&str> = merged.split_whitespace().collect();
+                        prop_assert_eq!(&merged_tokens[..user_tokens.len()], &user_tokens[..]);
+                    }
+                }
+
+                let mut undone = once.clone();
+                prop_assert!(disable_template(&mut undone, "Deployment/shop").unwrap());
+                prop_assert_eq!(exact(&undone), exact(&original), "disable(enable(x)) == x");
+                prop_assert!(!disable_template(&mut undone, "Deployment/shop").unwrap());
+            }
+        }
+    }
+}
+
+use crate::paths;
+
+#[test]
+fn finds_templates_of_every_kind() {
+    let t = json!({"spec": {"containers": [{"name": "app", "image": "a"}]}});
+    for (obj, pointer) in [
+        (
+            json!({"kind": "Deployment", "spec": {"template": t}}),
+            "/spec/template",
+        ),
+        (
+            json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": t}}}}),
+            "/spec/jobTemplate/spec/template",
+        ),
+        (
+            json!({"kind": "Rollout", "apiVersion": "argoproj.io/v1alpha1", "spec": {"template": t}}),
+            "/spec/template",
+        ),
+    ] {
+        assert_eq!(pod_template(&obj), obj.pointer(pointer));
+    }
+    let pod = json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}});
+    assert_eq!(pod_template(&pod), Some(&pod));
+    assert_eq!(
+        pod_template(&json!({"kind": "ConfigMap", "data": {}})),
+        None
+    );
+}
+
+#[test]
+fn errors_name_the_object_and_leave_it_alone() {
+    let mut obj = json!({"kind": "Deployment", "metadata": {"name": "shop"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "a"}]}}}});
+    let before = obj.clone();
+    let mut p = plan(
+        pod_template(&obj).unwrap(),
+        &[true],
+        false,
+        false,
+        false,
+        false,
+    );
+    p.containers[0].container = "web".into();
+    let e = enable_object(&mut obj, &p).unwrap_err();
+    assert_eq!(obj, before);
+    assert!(
+        e.to_string().contains("Deployment/shop") && e.to_string().contains("\"app\""),
+        "{e}"
+    );
+
+    p.containers[0].container = "app".into();
+    p.containers[0].archive = "registry.example/shop:latest".into();
+    assert!(matches!(
+        enable_object(&mut obj, &p),
+        Err(EditError::UnpinnedArchive { .. })
+    ));
+    assert_eq!(obj, before);
+
+    let mut cm = json!({"kind": "ConfigMap", "metadata": {"name": "x"}});
+    assert!(enable_object(&mut cm, &p)
+        .unwrap_err()
+        .to_string()
+        .contains("ConfigMap/x has no pod template"));
+}
+
+#[test]
+fn hostpath_mode_mounts_the_published_directory_read_only() {
+    let mut t = json!({"spec": {"containers": [{"name": "app", "image": "a"}]}});
+    let p = plan(&t, &[true], false, false, false, false);
+    enable_template(&mut t, &p, "Pod/x").unwrap();
+    assert_eq!(
+        t["spec"]["volumes"][0]["hostPath"]["path"],
+        "/var/lib/classcache/published"
+    );
+    assert_eq!(
+        t["spec"]["containers"][0]["volumeMounts"][0]["readOnly"],
+        true
+    );
+    assert_eq!(
+        t["spec"]["initContainers"][0]["securityContext"]["runAsNonRoot"],
+        true
+    );
+    assert_eq!(
+        t["spec"]["containers"][0]["env"][0]["value"],
+        format!(
+            "-XX:SharedArchiveFile=/classcache/{} -Xshare:auto \"-Xlog:cds=off:file=/tmp/x y\"",
+            DIGEST_A.replace(':', "-")
+        )
+    );
+}

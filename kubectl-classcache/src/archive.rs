@@ -1,0 +1,359 @@
+//! Which archive a container gets: an explicit `--archive` (registry or OCI layout), or the
+//! archive attached to the container's image in its registry. It reads registries and layouts;
+//! it must not edit workloads.
+
+use anyhow::{anyhow, bail, Context, Result};
+use classcache_core::artifact::{ArchiveConfig, Platform};
+use classcache_core::layout::OciLayout;
+use classcache_core::media_types;
+use classcache_core::oci::{Descriptor, ImageIndex, ANNOTATION_CREATED};
+use classcache_core::reference::{ArchiveLocation, RegistryRef};
+use classcache_core::registry::{RegistryClient, RegistryOptions};
+use std::collections::HashMap;
+
+use crate::cli::RegistryArgs;
+
+/// An archive pinned by digest, with the config of each platform it covers.
+#[derive(Debug, Clone)]
+pub struct ResolvedArchive {
+    /// Platform-independent and pinned: `<registry>/<repo>@sha256:…` (an archive manifest or an
+    /// index of per-platform archives), or `oci:DIR@sha256:…` for a layout.
+    pub reference: String,
+    pub configs: Vec<ArchiveConfig>,
+    /// The image digest the archive was found from (an index or a manifest), to pin the image.
+    pub image_digest: Option<String>,
+    /// What the user should know about this choice.
+    pub notes: Vec<String>,
+}
+
+impl ResolvedArchive {
+    /// The run-time options, which every platform's archive must agree on (the pod template is shared).
+    pub fn runtime_config(&self) -> Result<&ArchiveConfig> {
+        let first = self
+            .configs
+            .first()
+            .ok_or_else(|| anyhow!("{}: holds no archive", self.reference))?;
+        if let Some(other) = self
+            .configs
+            .iter()
+            .find(|c| c.runtime_options != first.runtime_options)
+        {
+            bail!(
+                "{}: the archives for {} and {} need different run-time options ({:?} vs {:?}); one pod template \
+                 cannot serve both: train both platforms with the same options",
+                self.reference,
+                platform_name(&first.platform),
+                platform_name(&other.platform),
+                first.runtime_options,
+                other.runtime_options
+            );
+        }
+        Ok(first)
+    }
+
+    /// The repositories (without registry) of the images the archive was trained in.
+    pub fn trained_repositories(&self) -> Vec<String> {
+        let mut repos: Vec<String> = self
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.image
+                    .reference
+                    .parse::<RegistryRef>()
+                    .ok()
+                    .map(|r| r.repository)
+            })
+            .collect();
+        repos.dedup();
+        repos
+    }
+}
+
+pub fn platform_name(p: &Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+/// Resolves archives, remembering each answer for the rest of the run.
+pub struct Resolver {
+    args: RegistryArgs,
+    client: Option<RegistryClient>,
+    explicit: HashMap<String, ResolvedArchive>,
+    by_image: HashMap<String, Option<ResolvedArchive>>,
+}
+
+impl Resolver {
+    pub fn new(args: &RegistryArgs) -> Self {
+        Resolver {
+            args: args.clone(),
+            client: None,
+            explicit: HashMap::new(),
+            by_image: HashMap::new(),
+        }
+    }
+
+    fn client(&mut self) -> Result<RegistryClient> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let client = RegistryClient::new(RegistryOptions {
+            insecure_registries: self.args.insecure_registries.clone(),
+            docker_config: self.args.docker_config.clone(),
+            ..Default::default()
+        })
+        .context("cannot set up the registry client")?;
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// The archive `--archive` names, pinned.
+    pub async fn explicit(&mut self, reference: &str) -> Result<ResolvedArchive> {
+        if let Some(found) = self.explicit.get(reference) {
+            return Ok(found.clone());
+        }
+        let location: ArchiveLocation = reference.parse().map_err(|e| anyhow!("--archive: {e}"))?;
+        let resolved = match location {
+            ArchiveLocation::Layout { dir, tag, digest } => {
+                let layout =
+                    OciLayout::open(&dir).map_err(|e| anyhow!("--archive {reference}: {e}"))?;
+                let raw = layout
+                    .get_manifest(tag.as_deref(), digest.as_deref())
+                    .map_err(|e| anyhow!("--archive {reference}: {e}"))?;
+                let platforms = index_platforms(&raw.media_type, &raw.bytes, reference)?;
+                let mut configs = vec![];
+                for platform in platforms {
+                    let fetched = layout
+                        .fetch_archive(None, Some(&raw.digest), platform.as_ref())
+                        .map_err(|e| anyhow!("--archive {reference}: {e}"))?;
+                    configs.push(fetched.config);
+                }
+                ResolvedArchive {
+                    reference: format!("oci:{}@{}", dir.display(), raw.digest),
+                    configs,
+                    image_digest: None,
+                    notes: vec![],
+                }
+            }
+            ArchiveLocation::Registry(r) => {
+                let client = self.client()?;
+                let raw = client
+                    .get_manifest(&r)
+                    .await
+                    .map_err(|e| anyhow!("--archive {reference}: {e}"))?;
+                let pinned = r.repository_only().with_digest(&raw.digest);
+                let platforms = index_platforms(&raw.media_type, &raw.bytes, reference)?;
+                let mut configs = vec![];
+                for platform in platforms {
+                    let fetched = client
+                        .fetch_archive(&pinned, platform.as_ref())
+                        .await
+                        .map_err(|e| anyhow!("--archive {reference}: {e}"))?;
+                    configs.push(fetched.config);
+                }
+                ResolvedArchive {
+                    reference: pinned.to_string(),
+                    configs,
+                    image_digest: None,
+                    notes: vec![],
+                }
+            }
+        };
+        self.explicit
+            .insert(reference.to_string(), resolved.clone());
+        Ok(resolved)
+    }
+
+    /// Checks an explicit archive against the image a container runs, when that image lives in
+    /// the archive's own repository (so the registry is one the archive was just read from):
+    /// an error when no platform matches, a note when the archive was trained on another build.
+    pub async fn check_image(
+        &mut self,
+        archive: &ResolvedArchive,
+        image: &str,
+    ) -> Result<Option<String>> {
+        let (Ok(image_ref), Some(archive_repo)) = (
+            image.parse::<RegistryRef>(),
+            archive
+                .reference
+                .rsplit_once('@')
+                .and_then(|(r, _)| r.parse::<RegistryRef>().ok()),
+        ) else {
+            return Ok(None);
+        };
+        if image_ref.repository_only() != archive_repo.repository_only() {
+            return Ok(None);
+        }
+        let client = self.client()?;
+        let resolved = client
+            .resolve_image(&image_ref)
+            .await
+            .map_err(|e| anyhow!("image {image}: {e}"))?;
+        let covered = archive.configs.iter().any(|c| {
+            resolved.manifests.iter().any(|m| {
+                m.platform.as_ref().is_some_and(|p| {
+                    p.os == c.platform.os && p.architecture == c.platform.architecture
+                })
+            })
+        });
+        if !covered {
+            let have: Vec<String> = resolved
+                .manifests
+                .iter()
+                .filter_map(|m| m.platform.as_ref())
+                .map(platform_name)
+                .collect();
+            let want: Vec<String> = archive
+                .configs
+                .iter()
+                .map(|c| platform_name(&c.platform))
+                .collect();
+            bail!(
+                "archive {} is for {} but image {image} runs on {}; build the archive on the image's platform (classcache-build \
+                 on that architecture), or pass the archive of that platform",
+                archive.reference,
+                want.join(", "),
+                have.join(", ")
+            );
+        }
+        let trained = archive.configs.iter().any(|c| {
+            resolved
+                .manifests
+                .iter()
+                .any(|m| m.digest == c.image.digest)
+        });
+        Ok((!trained).then(|| {
+            format!(
+                "archive {} was trained on another build of the image ({}), not on {image} ({}); the JVM will skip it \
+                 if the class path changed: train on this build, or pin the image to the trained digest",
+                archive.reference,
+                archive.configs.iter().map(|c| c.image.digest.as_str()).collect::<Vec<_>>().join(", "),
+                resolved.digest
+            )
+        }))
+    }
+
+    /// The archive attached to `image` in its registry (referrers API or fallback index), or
+    /// `None` when the image has none.
+    pub async fn for_image(&mut self, image: &str) -> Result<Option<ResolvedArchive>> {
+        if let Some(found) = self.by_image.get(image) {
+            return Ok(found.clone());
+        }
+        let found = self.look_up_image(image).await?;
+        self.by_image.insert(image.to_string(), found.clone());
+        Ok(found)
+    }
+
+    async fn look_up_image(&mut self, image: &str) -> Result<Option<ResolvedArchive>> {
+        let r: RegistryRef = image.parse().map_err(|e| anyhow!("image {image:?}: {e}"))?;
+        let client = self.client()?;
+        let resolved = client
+            .resolve_image(&r)
+            .await
+            .map_err(|e| anyhow!("image {image}: {e}"))?;
+        let repo = r.repository_only();
+        let mut notes = vec![];
+        // A multi-platform image: an index of its per-platform archives hangs off the image index.
+        if resolved.manifests.len() > 1 || media_types::is_index(&resolved.media_type) {
+            let entries = client
+                .find_archives(&repo, &resolved.digest)
+                .await
+                .map_err(|e| anyhow!("image {image}: {e}"))?;
+            if let Some(entry) = newest(
+                entries
+                    .iter()
+                    .filter(|d| media_types::is_index(&d.media_type)),
+            ) {
+                let pinned = repo.with_digest(&entry.digest);
+                let raw = client.get_manifest(&pinned).await?;
+                let mut configs = vec![];
+                for platform in index_platforms(&raw.media_type, &raw.bytes, &pinned.to_string())? {
+                    configs.push(
+                        client
+                            .fetch_archive(&pinned, platform.as_ref())
+                            .await?
+                            .config,
+                    );
+                }
+                return Ok(Some(ResolvedArchive {
+                    reference: pinned.to_string(),
+                    configs,
+                    image_digest: Some(resolved.digest),
+                    notes,
+                }));
+            }
+        }
+        let mut per_platform: Vec<(Platform, Descriptor)> = vec![];
+        for m in &resolved.manifests {
+            let entries = client
+                .find_archives(&repo, &m.digest)
+                .await
+                .map_err(|e| anyhow!("image {image}: {e}"))?;
+            if let (Some(entry), Some(p)) = (newest(entries.iter()), &m.platform) {
+                per_platform.push((p.clone(), entry.clone()));
+            }
+        }
+        let Some((platform, entry)) = per_platform.first().cloned() else {
+            return Ok(None);
+        };
+        let missing: Vec<String> = resolved
+            .manifests
+            .iter()
+            .filter_map(|m| m.platform.as_ref())
+            .filter(|p| !per_platform.iter().any(|(q, _)| q == *p))
+            .map(platform_name)
+            .collect();
+        if per_platform.len() > 1 || !missing.is_empty() {
+            notes.push(format!(
+                "the archive covers {} only{}; pods on other platforms start without it: build an archive per platform \
+                 and an index of them (classcache-build), then enable again",
+                platform_name(&platform),
+                if missing.is_empty() { String::new() } else { format!(" (no archive for {})", missing.join(", ")) }
+            ));
+        }
+        let pinned = repo.with_digest(&entry.digest);
+        let fetched = client
+            .fetch_archive(&pinned, Some(&platform))
+            .await
+            .map_err(|e| anyhow!("image {image}: {e}"))?;
+        Ok(Some(ResolvedArchive {
+            reference: pinned.to_string(),
+            configs: vec![fetched.config],
+            image_digest: Some(resolved.digest),
+            notes,
+        }))
+    }
+}
+
+/// The platforms of an index of per-platform archives (`[None]` for a single archive manifest).
+fn index_platforms(
+    media_type: &str,
+    bytes: &[u8],
+    reference: &str,
+) -> Result<Vec<Option<Platform>>> {
+    if !media_types::is_index(media_type) {
+        return Ok(vec![None]);
+    }
+    let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| {
+        anyhow!("{reference}: the archive index is not valid JSON ({e}); push it again")
+    })?;
+    let platforms: Vec<Option<Platform>> = index
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.clone())
+        .map(Some)
+        .collect();
+    if platforms.is_empty() {
+        bail!("{reference} is an index without platform entries; point --archive at an archive or an index of per-platform archives");
+    }
+    Ok(platforms)
+}
+
+/// The most recently created of several archives (RFC 3339 `created` annotations sort as text).
+fn newest<'a>(entries: impl Iterator<Item = &'a Descriptor>) -> Option<&'a Descriptor> {
+    entries.max_by(|a, b| {
+        a.annotation(ANNOTATION_CREATED)
+            .cmp(&b.annotation(ANNOTATION_CREATED))
+    })
+}

@@ -1,0 +1,246 @@
+//! The command line: subcommands, flags and help text, kubectl style.
+//! It only declares and parses; it must not act on anything.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use classcache_core::podtemplate::{self, DeliveryMode};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Enable classcache on a Deployment (finds the image's archive in its registry)
+  kubectl classcache enable deploy/my-app
+
+  # Only the JVM container, with a given archive, showing the change without applying it
+  kubectl classcache enable deployment my-app -c app --archive registry.example/app@sha256:… --dry-run=client -o yaml
+
+  # Edit manifests in a GitOps repository (multi-document YAML, Lists, Helm output)
+  kubectl classcache enable -f k8s/ > k8s-enabled.yaml
+  kubectl get deploy my-app -o yaml | kubectl classcache enable -f - | kubectl apply -f -
+
+  # Undo, exactly
+  kubectl classcache disable deploy/my-app
+
+  # What runs with which archive
+  kubectl classcache status -A
+
+  # Install the node fetcher
+  kubectl classcache install --image registry.example/classcache-fetcher:0.1.0
+";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl-classcache",
+    bin_name = "kubectl classcache",
+    version,
+    about = "Deliver trained JVM class-data-sharing / AOT-cache archives to Kubernetes workloads",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Add the archive init container, volume and JVM options to workloads
+    #[command(after_help = EXAMPLES)]
+    Enable(EnableArgs),
+    /// Restore workloads exactly as they were before `enable`
+    Disable(DisableArgs),
+    /// Show enabled workloads: archive, nodes that have it, pods that run with it
+    Status(StatusArgs),
+    /// Install the node fetcher (namespace, RBAC, DaemonSet, Services)
+    Install(InstallArgs),
+    /// Remove the node fetcher (refuses while workloads are still enabled, unless --force)
+    Uninstall(UninstallArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClusterArgs {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, global = true, env = "KUBECONFIG", hide_env_values = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// TYPE NAME, TYPE/NAME... (deploy/my-app, statefulset db, cronjob/report, rollout/web), or TYPE with -l / --all
+    pub targets: Vec<String>,
+    /// Manifests to edit instead of a cluster: a file, a directory (*.yaml, *.yml, *.json) or - for stdin; output goes to stdout
+    #[arg(short = 'f', long = "filename")]
+    pub files: Vec<String>,
+    /// Label selector (key=value, key!=value, key), like kubectl -l
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Every object of the given TYPE
+    #[arg(long)]
+    pub all: bool,
+    /// Namespace of the workloads (default: the kubeconfig context's)
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Every namespace
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// client: print what would be sent; server: let the API server check it without storing it
+    #[arg(long, value_enum, default_missing_value = "client", num_args = 0..=1, require_equals = true, default_value = "none")]
+    pub dry_run: DryRun,
+    /// Print the resulting objects
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EnableArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Containers to enable (default: every container whose image has an archive)
+    #[arg(short = 'c', long = "container")]
+    pub containers: Vec<String>,
+    /// The archive to use instead of looking the image up: registry/repo:tag, registry/repo@sha256:…, oci:DIR:TAG
+    #[arg(long)]
+    pub archive: Option<String>,
+    /// hostpath: share the node's copy (pages shared between pods); copy: per-pod emptyDir (restricted namespaces)
+    #[arg(long, value_parser = parse_mode, default_value = "hostpath")]
+    pub mode: DeliveryMode,
+    /// The fetcher image the init container runs
+    #[arg(long, default_value = podtemplate::DEFAULT_FETCHER_IMAGE)]
+    pub fetcher_image: String,
+    /// Namespace the fetcher is installed in
+    #[arg(long, default_value = podtemplate::NAMESPACE)]
+    pub fetcher_namespace: String,
+    /// The fetcher's store directory on the nodes (must match `install --store-dir`)
+    #[arg(long, default_value = classcache_core::paths::NODE_STORE_DIR)]
+    pub store_dir: String,
+    /// How long the init container waits for the archive before the pod starts without it
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
+    pub timeout: std::time::Duration,
+    /// Keep the pod from starting when the archive cannot be fetched (default: start without it)
+    #[arg(long)]
+    pub fail_closed: bool,
+    /// Replace a moving image tag by the digest the archive was trained on
+    #[arg(long)]
+    pub pin_image: bool,
+    /// Go ahead despite a JAVA_TOOL_OPTIONS taken from valueFrom
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DisableArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// TYPE/NAME or TYPE NAME of one workload (default: every enabled workload)
+    pub targets: Vec<String>,
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Namespace the fetcher is installed in
+    #[arg(long, default_value = podtemplate::NAMESPACE)]
+    pub fetcher_namespace: String,
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub render: RenderArgs,
+    #[arg(long, value_enum, default_missing_value = "client", num_args = 0..=1, require_equals = true, default_value = "none")]
+    pub dry_run: DryRun,
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RenderArgs {
+    /// The fetcher image
+    #[arg(long, default_value = podtemplate::DEFAULT_FETCHER_IMAGE)]
+    pub image: String,
+    /// Namespace to install into
+    #[arg(short = 'n', long, default_value = podtemplate::NAMESPACE)]
+    pub namespace: String,
+    /// The store directory on every node (hostPath)
+    #[arg(long, default_value = classcache_core::paths::NODE_STORE_DIR)]
+    pub store_dir: String,
+    /// Most bytes the store keeps on a node before evicting unused archives (e.g. 10Gi, 500Mi)
+    #[arg(long, default_value = "10Gi")]
+    pub max_size: String,
+    /// A Docker config.json with registry credentials, stored as a Secret the fetcher reads
+    #[arg(long)]
+    pub registry_config: Option<PathBuf>,
+    /// An image pull secret for the fetcher image itself
+    #[arg(long)]
+    pub image_pull_secret: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UninstallArgs {
+    /// Namespace the fetcher is installed in
+    #[arg(short = 'n', long, default_value = podtemplate::NAMESPACE)]
+    pub namespace: String,
+    /// Remove even though workloads are still enabled (their init containers then time out)
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, value_enum, default_missing_value = "client", num_args = 0..=1, require_equals = true, default_value = "none")]
+    pub dry_run: DryRun,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Registries (host[:port]) reached over plain HTTP (loopback ones always are)
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Docker config.json with registry credentials (default: $DOCKER_CONFIG/config.json, ~/.docker/config.json)
+    #[arg(long)]
+    pub docker_config: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    None,
+    Client,
+    Server,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Yaml,
+    Json,
+}
+
+fn parse_mode(s: &str) -> Result<DeliveryMode, String> {
+    s.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,209 @@
+//! Rendering `templates/` into the objects `install` applies and `uninstall` deletes.
+//! It renders only; applying them is the live module's job.
+
+use anyhow::{bail, Context, Result};
+use classcache_core::podtemplate::FETCHER_PORT;
+use serde_json::Value;
+
+use crate::cli::RenderArgs;
+use crate::manifest::parse_documents;
+
+/// The templates, in apply order (the namespace first; `uninstall` goes backwards).
+const TEMPLATES: [(&str, &str); 6] = [
+    (
+        "namespace.yaml",
+        include_str!("../../templates/namespace.yaml"),
+    ),
+    (
+        "serviceaccount.yaml",
+        include_str!("../../templates/serviceaccount.yaml"),
+    ),
+    ("rbac.yaml", include_str!("../../templates/rbac.yaml")),
+    (
+        "registry-secret.yaml",
+        include_str!("../../templates/registry-secret.yaml"),
+    ),
+    (
+        "services.yaml",
+        include_str!("../../templates/services.yaml"),
+    ),
+    (
+        "daemonset.yaml",
+        include_str!("../../templates/daemonset.yaml"),
+    ),
+];
+
+/// Renders every template with `args`; `registry-secret.yaml` only when credentials are given.
+pub fn render(args: &RenderArgs) -> Result<Vec<Value>> {
+    check_quantity(&args.max_size)?;
+    if !args.store_dir.starts_with('/') {
+        bail!(
+            "--store-dir {:?} must be an absolute path on the nodes, e.g. /var/lib/classcache",
+            args.store_dir
+        );
+    }
+    let registry_config = match &args.registry_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "cannot read --registry-config {}; pass a Docker config.json",
+                    path.display()
+                )
+            })?;
+            serde_json::from_str::<Value>(&text).with_context(|| {
+                format!("--registry-config {} is not JSON; pass a Docker config.json (as `docker login` writes it)", path.display())
+            })?;
+            Some(text)
+        }
+        None => None,
+    };
+    let params: Vec<(&str, String)> = vec![
+        ("namespace", args.namespace.clone()),
+        ("image", args.image.clone()),
+        (
+            "store_dir",
+            args.store_dir.trim_end_matches('/').to_string(),
+        ),
+        ("max_size", args.max_size.clone()),
+        ("port", FETCHER_PORT.to_string()),
+        (
+            "registry_config",
+            registry_config.clone().unwrap_or_default(),
+        ),
+    ];
+    let mut objects = vec![];
+    for (name, text) in TEMPLATES {
+        if name == "registry-secret.yaml" && registry_config.is_none() {
+            continue;
+        }
+        for mut doc in parse_documents(text, name)? {
+            substitute(&mut doc, &params);
+            objects.push(doc);
+        }
+    }
+    if let Some(secret) = &args.image_pull_secret {
+        for ds in objects.iter_mut().filter(|o| o["kind"] == "DaemonSet") {
+            ds["spec"]["template"]["spec"]["imagePullSecrets"] =
+                serde_json::json!([{"name": secret}]);
+        }
+    }
+    Ok(objects)
+}
+
+/// Replaces `${name}` in every string; a string that is exactly `${port}` becomes a number.
+fn substitute(value: &mut Value, params: &[(&str, String)]) {
+    match value {
+        Value::String(s) => {
+            if s == "${port}" {
+                *value = Value::from(FETCHER_PORT);
+                return;
+            }
+            for (name, with) in params {
+                let placeholder = format!("${{{name}}}");
+                if s.contains(&placeholder) {
+                    *s = s.replace(&placeholder, with);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| substitute(v, params)),
+        Value::Object(map) => map.values_mut().for_each(|v| substitute(v, params)),
+        _ => {}
+    }
+}
+
+/// Accepts a Kubernetes-style byte quantity (`10Gi`, `500M`, `1073741824`).
+fn check_quantity(q: &str) -> Result<()> {
+    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &q[digits.len()..];
+    let ok = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && ["", "k", "K", "Ki", "M", "Mi", "G", "Gi", "T", "Ti"].contains(&suffix);
+    if !ok {
+        bail!("--max-size {q:?} is not a size; use e.g. 10Gi, 500Mi or a number of bytes");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use classcache_core::podtemplate as names;
+
+    fn defaults() -> RenderArgs {
+        RenderArgs {
+            image: names::DEFAULT_FETCHER_IMAGE.into(),
+            namespace: "cc".into(),
+            store_dir: "/data/cc/".into(),
+            max_size: "5Gi".into(),
+            registry_config: None,
+            image_pull_secret: Some("pull".into()),
+        }
+    }
+
+    #[test]
+    fn renders_every_object_with_the_core_names() {
+        let objects = render(&defaults()).unwrap();
+        let text = serde_json::to_string(&objects).unwrap();
+        assert!(!text.contains("${"), "unreplaced placeholder in {text}");
+        let find = |kind: &str, name: &str| {
+            objects
+                .iter()
+                .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+                .unwrap_or_else(|| panic!("{kind}/{name}"))
+        };
+        let ds = find("DaemonSet", names::DAEMONSET);
+        assert_eq!(ds["metadata"]["namespace"], "cc");
+        assert_eq!(
+            ds["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],
+            "/data/cc"
+        );
+        assert_eq!(
+            ds["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+            names::FETCHER_PORT
+        );
+        assert_eq!(
+            ds["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"],
+            "pull"
+        );
+        assert_eq!(
+            find("Service", names::NODE_SERVICE)["spec"]["internalTrafficPolicy"],
+            "Local"
+        );
+        assert_eq!(
+            find("Service", names::PEERS_SERVICE)["spec"]["clusterIP"],
+            "None"
+        );
+        let role = find("Role", names::DAEMONSET);
+        assert_eq!(role["rules"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            role["rules"][0]["resources"],
+            serde_json::json!(["endpointslices"])
+        );
+        assert_eq!(
+            role["rules"][0]["verbs"],
+            serde_json::json!(["get", "list", "watch"])
+        );
+        assert!(objects.iter().all(|o| o["kind"] != "Secret"));
+        assert!(objects
+            .iter()
+            .all(|o| o["metadata"]["labels"][names::PART_OF_LABEL.0] == names::PART_OF_LABEL.1));
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let e = render(&RenderArgs {
+            max_size: "lots".into(),
+            ..defaults()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--max-size \"lots\""), "{e}");
+        let e = render(&RenderArgs {
+            store_dir: "rel".into(),
+            ..defaults()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--store-dir"), "{e}");
+    }
+}
