@@ -784,53 +784,13 @@ pub fn parse_archive_config(
 #[cfg(test)]
 pub(crate) mod format_tests {
     use super::*;
-    use crate::key::{ArchiveKind, KeyInputs};
+    use crate::key::ArchiveKind;
 
     const IMAGE: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     /// A config as the CI build writes it; tests elsewhere in core use it too.
     pub(crate) fn sample_config() -> ArchiveConfig {
-        let inputs = KeyInputs {
-            image_digest: IMAGE.into(),
-            jvm_build: "17.0.15+6-Debian-1deb12u1".into(),
-            os: "linux".into(),
-            arch: "amd64".into(),
-            kind: ArchiveKind::DynamicCds,
-            agent: None,
-            jvm_options: vec![],
-        };
-        ArchiveConfig {
-            schema_version: CONFIG_SCHEMA_VERSION,
-            key: inputs.key().unwrap(),
-            kind: ArchiveKind::DynamicCds,
-            jvm: JvmIdentity {
-                feature_version: 17,
-                version: "17.0.15".into(),
-                vendor: "Debian".into(),
-                build: inputs.jvm_build.clone(),
-            },
-            platform: Platform {
-                os: "linux".into(),
-                architecture: "amd64".into(),
-                variant: None,
-            },
-            image: ImageIdentity {
-                reference: "127.0.0.1:5000/app:1".into(),
-                digest: IMAGE.into(),
-                entrypoint: vec![],
-                cmd: vec![],
-            },
-            agent: None,
-            training_options: vec!["-XX:ArchiveClassesAtExit={archive}".into()],
-            runtime_options: vec!["-XX:SharedArchiveFile={archive}".into()],
-            archive: ArchiveFile {
-                name: "app.jsa".into(),
-                size: 0,
-                sha256: String::new(),
-            },
-            verification: None,
-            created: "2026-01-01T00:00:00Z".into(),
-        }
+        crate::testing::sample_config("127.0.0.1:5000/app:1", IMAGE, ArchiveKind::DynamicCds, &[])
     }
 
     fn subject() -> Descriptor {

@@ -14,3 +14,5 @@ pub mod digest;
 pub mod docker_config;
 pub mod oci;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

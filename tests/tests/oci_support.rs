@@ -2,14 +2,13 @@
 //! It builds inputs only; it must not assert anything about the code under test.
 #![allow(dead_code)]
 
-use classcache_core::artifact::{
-    ArchiveConfig, ArchiveFile, ImageIdentity, JvmIdentity, Platform, CONFIG_SCHEMA_VERSION,
-};
-use classcache_core::key::{ArchiveKind, KeyInputs};
+use classcache_core::artifact::ArchiveConfig;
+use classcache_core::key::ArchiveKind;
 use classcache_core::media_types;
 use classcache_core::oci::{Descriptor, ImageManifest};
 use classcache_core::reference::RegistryRef;
 use classcache_core::registry::{RegistryClient, RegistryOptions};
+use classcache_core::testing::sample_config;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -85,48 +84,12 @@ pub fn archive_config(
     kind: ArchiveKind,
     variant: &str,
 ) -> ArchiveConfig {
-    let options = vec![format!("-Dclasscache.test={variant}")];
-    let inputs = KeyInputs {
-        image_digest: image_digest.to_string(),
-        jvm_build: "17.0.15+6-Debian-1deb12u1".into(),
-        os: "linux".into(),
-        arch: "amd64".into(),
+    sample_config(
+        image,
+        image_digest,
         kind,
-        agent: None,
-        jvm_options: options.clone(),
-    };
-    ArchiveConfig {
-        schema_version: CONFIG_SCHEMA_VERSION,
-        key: inputs.key().expect("valid key inputs"),
-        kind,
-        jvm: JvmIdentity {
-            feature_version: 17,
-            version: "17.0.15".into(),
-            vendor: "Debian".into(),
-            build: inputs.jvm_build.clone(),
-        },
-        platform: Platform {
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            variant: None,
-        },
-        image: ImageIdentity {
-            reference: image.to_string(),
-            digest: image_digest.to_string(),
-            entrypoint: vec![],
-            cmd: vec![],
-        },
-        agent: None,
-        training_options: options,
-        runtime_options: vec!["-XX:SharedArchiveFile={archive}".into()],
-        archive: ArchiveFile {
-            name: "app.jsa".into(),
-            size: 0,
-            sha256: String::new(),
-        },
-        verification: None,
-        created: "2026-11-22T03:00:00Z".into(),
-    }
+        &[format!("-Dclasscache.test={variant}")],
+    )
 }
 
 /// Pushes a tiny single-platform image (`linux/amd64`) tagged `app` to `repo` and returns its

@@ -2,13 +2,12 @@
 //! They set up inputs only; each test states its own expectations.
 #![allow(dead_code)]
 
-use classcache_core::artifact::{
-    ArchiveConfig, ArchiveFile, ImageIdentity, JvmIdentity, Platform, CONFIG_SCHEMA_VERSION,
-};
-use classcache_core::key::{ArchiveKind, KeyInputs};
+use classcache_core::artifact::ArchiveConfig;
+use classcache_core::key::ArchiveKind;
 use classcache_core::layout::OciLayout;
 use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
+use classcache_core::testing::sample_config;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -78,50 +77,11 @@ pub fn archive_config(
     entrypoint: &[&str],
     cmd: &[&str],
 ) -> ArchiveConfig {
-    let inputs = KeyInputs {
-        image_digest: digest.to_string(),
-        jvm_build: "17.0.15+6-Debian-1deb12u1".into(),
-        os: "linux".into(),
-        arch: "amd64".into(),
-        kind: ArchiveKind::DynamicCds,
-        agent: None,
-        jvm_options: vec![],
-    };
-    ArchiveConfig {
-        schema_version: CONFIG_SCHEMA_VERSION,
-        key: inputs.key().unwrap(),
-        kind: ArchiveKind::DynamicCds,
-        jvm: JvmIdentity {
-            feature_version: 17,
-            version: "17.0.15".into(),
-            vendor: "Debian".into(),
-            build: inputs.jvm_build.clone(),
-        },
-        platform: Platform {
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            variant: None,
-        },
-        image: ImageIdentity {
-            reference: image.into(),
-            digest: digest.to_string(),
-            entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
-            cmd: cmd.iter().map(|s| s.to_string()).collect(),
-        },
-        agent: None,
-        training_options: vec!["-XX:ArchiveClassesAtExit={archive}".into()],
-        runtime_options: vec![
-            "-XX:SharedArchiveFile={archive}".into(),
-            "-Xshare:auto".into(),
-        ],
-        archive: ArchiveFile {
-            name: "app.jsa".into(),
-            size: 0,
-            sha256: String::new(),
-        },
-        verification: None,
-        created: "2026-11-01T00:00:00Z".into(),
-    }
+    let mut config = sample_config(image, digest, ArchiveKind::DynamicCds, &[]);
+    config.image.entrypoint = entrypoint.iter().map(|s| s.to_string()).collect();
+    config.image.cmd = cmd.iter().map(|s| s.to_string()).collect();
+    config.runtime_options.push("-Xshare:auto".into());
+    config
 }
 
 /// Writes an archive trained on `image` (e.g. `registry.example/shop/petclinic:3.2.0`) into the
