@@ -12,7 +12,7 @@ pub const NAMESPACE: &str = "classcache";
 ///
 /// ```text
 /// classcache-fetcher serve --store /var/lib/classcache --listen 0.0.0.0:8787 --max-size 10Gi \
-///     --peers-service classcache-peers --namespace $(POD_NAMESPACE) --node-name $(NODE_NAME) --pod-ip $(POD_IP)
+///     --peers-service classcache-peers --namespace $(POD_NAMESPACE) --node-id $(NODE_NAME)
 /// ```
 ///
 /// with `DOCKER_CONFIG=/etc/classcache/registry` (the optional [`REGISTRY_SECRET`], as

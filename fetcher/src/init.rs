@@ -1,0 +1,207 @@
+//! Init-container mode: ask the node's fetcher for each pinned archive, then wait for it in the
+//! mounted store (hostpath) or copy it, verified, into the pod's volume (copy).
+//! It must not leave a partial file under an archive's final name.
+
+use crate::serve::ArchiveAnswer;
+use classcache_core::digest::Sha256Counter;
+use classcache_core::paths::published_file_name;
+use classcache_core::podtemplate::cluster::DeliveryMode;
+use classcache_core::reference::RegistryRef;
+use futures_util::StreamExt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct InitJob {
+    pub archives: Vec<String>,
+    pub mode: DeliveryMode,
+    pub dir: PathBuf,
+    pub fetcher_url: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("--archive {0:?}: {1}")]
+    BadReference(String, String),
+    #[error("--archive {0:?} is not pinned by digest; kubectl classcache enable writes <registry>/<repo>@sha256:<hex>")]
+    NotPinned(String),
+    #[error("gave up after {0:?} (--timeout) waiting for the node fetcher")]
+    Timeout(Duration),
+    #[error("node fetcher at {url}: {message}")]
+    Fetcher { url: String, message: String },
+    #[error("{path}: {message}")]
+    Volume { path: PathBuf, message: String },
+}
+
+/// Runs the whole job within its timeout.
+pub async fn run(job: &InitJob) -> Result<Vec<PathBuf>, InitError> {
+    match tokio::time::timeout(job.timeout, run_all(job)).await {
+        Ok(result) => result,
+        Err(_) => Err(InitError::Timeout(job.timeout)),
+    }
+}
+
+async fn run_all(job: &InitJob) -> Result<Vec<PathBuf>, InitError> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        // Plain HTTP inside the cluster: loading the system's TLS roots would cost the
+        // init container ~150 file reads at every pod start.
+        .tls_certs_only([])
+        .build()
+        .expect("a plain HTTP client builds");
+    let mut done = Vec::new();
+    for archive in &job.archives {
+        let reference: RegistryRef =
+            archive
+                .parse()
+                .map_err(|e: classcache_core::reference::ReferenceError| {
+                    InitError::BadReference(archive.clone(), e.to_string())
+                })?;
+        let digest = reference
+            .digest
+            .clone()
+            .ok_or_else(|| InitError::NotPinned(archive.clone()))?;
+        let answer = request(&http, job, &digest, archive).await?;
+        let dest = job.dir.join(published_file_name(&digest));
+        match job.mode {
+            DeliveryMode::HostPath => wait_visible(&dest, answer.size).await?,
+            DeliveryMode::Copy => copy(&http, job, &digest, &answer, &dest).await?,
+        }
+        tracing::info!(archive = %archive, path = %dest.display(), hit = answer.hit, "archive ready");
+        done.push(dest);
+    }
+    Ok(done)
+}
+
+/// Asks the fetcher to publish the archive; retries while the fetcher is not reachable yet
+/// (a node that just booted), within the job's timeout.
+async fn request(
+    http: &reqwest::Client,
+    job: &InitJob,
+    digest: &str,
+    archive: &str,
+) -> Result<ArchiveAnswer, InitError> {
+    let base = job.fetcher_url.trim_end_matches('/');
+    let url = reqwest::Url::parse_with_params(
+        &format!("{base}/v1/archives/{digest}"),
+        &[("ref", archive)],
+    )
+    .map_err(|e| InitError::Fetcher {
+        url: base.to_string(),
+        message: format!("bad --fetcher-url: {e}"),
+    })?;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let failure = match http.get(url.clone()).send().await {
+            Ok(r) if r.status().is_success() => {
+                return r.json().await.map_err(|e| InitError::Fetcher {
+                    url: url.to_string(),
+                    message: format!("unreadable answer: {e}"),
+                })
+            }
+            Ok(r) => {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                // The fetcher tried and failed: its message says why; retrying will not help.
+                return Err(InitError::Fetcher {
+                    url: url.to_string(),
+                    message: format!("HTTP {status}: {}", body.trim()),
+                });
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(url = %url, error = %failure, "node fetcher not reachable yet; retrying");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn wait_visible(dest: &Path, size: u64) -> Result<(), InitError> {
+    let started = Instant::now();
+    loop {
+        match std::fs::metadata(dest) {
+            Ok(m) if m.len() == size => return Ok(()),
+            Ok(m) => {
+                return Err(InitError::Volume {
+                    path: dest.to_path_buf(),
+                    message: format!(
+                        "has {} bytes, the fetcher published {size}; is --dir the node store's published directory?",
+                        m.len()
+                    ),
+                })
+            }
+            Err(e) if started.elapsed() > Duration::from_secs(5) => {
+                return Err(InitError::Volume {
+                    path: dest.to_path_buf(),
+                    message: format!(
+                        "not visible although the fetcher published it ({e}); mount the node store's published directory at --dir"
+                    ),
+                })
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+async fn copy(
+    http: &reqwest::Client,
+    job: &InitJob,
+    digest: &str,
+    answer: &ArchiveAnswer,
+    dest: &Path,
+) -> Result<(), InitError> {
+    let url = format!(
+        "{}/v1/archives/{digest}/file",
+        job.fetcher_url.trim_end_matches('/')
+    );
+    let fetcher = |message: String| InitError::Fetcher {
+        url: url.clone(),
+        message,
+    };
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| fetcher(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(fetcher(format!("HTTP {}", response.status())));
+    }
+    let tmp = dest.with_file_name(format!(
+        ".{}.partial",
+        dest.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let volume = |e: std::io::Error| InitError::Volume {
+        path: tmp.clone(),
+        message: format!("{e}; --dir must be a writable emptyDir in copy mode"),
+    };
+    let mut out = std::fs::File::create(&tmp).map_err(volume)?;
+    let mut hash = Sha256Counter::new();
+    let mut body = response.bytes_stream();
+    let result = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| fetcher(e.to_string()))?;
+            hash.update(&chunk);
+            out.write_all(&chunk).map_err(volume)?;
+        }
+        if hash.len() != answer.size || hash.clone().finish_hex() != answer.sha256 {
+            return Err(fetcher(format!(
+                "sent {} bytes that do not match the archive's sha256 {}",
+                hash.len(),
+                answer.sha256
+            )));
+        }
+        out.sync_all().map_err(volume)?;
+        std::fs::rename(&tmp, dest).map_err(volume)?;
+        if let Some(dir) = dest.parent() {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

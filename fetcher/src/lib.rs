@@ -1,0 +1,16 @@
+//! classcache-fetcher as a library: the node store, serving, ranking, peer-to-peer pulls,
+//! discovery and init-container mode; `main.rs` is a thin command line over it.
+//! It must not publish a file whose sha256 has not been checked.
+
+pub mod archive;
+pub mod digest;
+pub mod discovery;
+pub mod follow;
+pub mod init;
+pub mod metrics;
+pub mod peers;
+pub mod pull;
+pub mod ranking;
+pub mod registry;
+pub mod serve;
+pub mod store;

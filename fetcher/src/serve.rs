@@ -1,0 +1,491 @@
+//! The fetcher's HTTP API: blobs for peers (Range, streamed while still downloading, upload
+//! cap), archives for init containers, health, readiness and metrics.
+//! It must not serve bytes of a download attempt that was discarded.
+
+use crate::archive::Archives;
+use crate::digest::Digest;
+use crate::follow::Cursor;
+use crate::metrics::Metrics;
+use crate::pull::{
+    Availability, BlobRef, Node, Progress, ATTEMPT_HEADER, COMPLETE_ONLY_HEADER, HOPS_HEADER,
+};
+use crate::store::ReadGuard;
+use axum::body::Body;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use classcache_core::paths::published_file_name;
+use classcache_core::reference::RegistryRef;
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+const CHUNK: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct ServeState {
+    pub archives: Arc<Archives>,
+    /// Concurrent blob uploads to peers; beyond it peers get 503 and try another source.
+    pub uploads: Arc<Semaphore>,
+    /// Test only: flip a bit in every chunk sent to peers, to prove they never publish it.
+    pub corrupt_uploads: bool,
+}
+
+impl ServeState {
+    fn node(&self) -> &Arc<Node> {
+        self.archives.node()
+    }
+}
+
+pub fn router(state: ServeState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/status/{digest}", get(status))
+        .route("/v1/blobs/{digest}", get(blob).head(blob))
+        .route("/v1/archives/{digest}", get(archive))
+        .route("/v1/archives/{digest}/file", get(archive_file))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, format!("{}\n", message.into())).into_response()
+}
+
+async fn ready(AxState(s): AxState<ServeState>) -> Response {
+    // Ready means the store can take new files: a full or read-only disk makes the node
+    // useless as a parent, so peers (via EndpointSlice readiness) route around it.
+    let probe = s.node().store.root().join("tmp").join(".ready-probe");
+    match std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
+        Ok(()) => "ready\n".into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "store {} is not writable: {e}",
+                s.node().store.root().display()
+            ),
+        ),
+    }
+}
+
+async fn metrics(AxState(s): AxState<ServeState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.node().metrics.render(),
+    )
+        .into_response()
+}
+
+/// A rejection built early in a handler (boxed: a response is large).
+type Rejected = Box<Response>;
+
+fn parse_digest(d: &str) -> Result<Digest, Rejected> {
+    d.parse().map_err(|e: crate::digest::BadDigest| {
+        Box::new(error(StatusCode::BAD_REQUEST, e.to_string()))
+    })
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    attempt: Option<u64>,
+}
+
+async fn status(
+    AxState(s): AxState<ServeState>,
+    Path(d): Path<String>,
+    Query(q): Query<StatusQuery>,
+) -> Response {
+    match parse_digest(&d) {
+        Ok(digest) => Json(s.node().status(&digest, q.attempt)).into_response(),
+        Err(r) => *r,
+    }
+}
+
+#[derive(Deserialize)]
+struct BlobQuery {
+    repo: Option<String>,
+    size: Option<u64>,
+}
+
+/// `Range: bytes=N-` or `bytes=N-M` (one range; that is all peers and JVM tooling send).
+fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, Rejected> {
+    let Some(value) = headers.get(header::RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        let mut r = error(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "unsupported or unsatisfiable Range",
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+            r.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+        Box::new(r)
+    };
+    let spec = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("bytes="))
+        .ok_or_else(bad)?;
+    let (start, end) = spec.split_once('-').ok_or_else(bad)?;
+    let start: u64 = start.trim().parse().map_err(|_| bad())?;
+    let end: u64 = match end.trim() {
+        "" => size.saturating_sub(1),
+        e => e
+            .parse::<u64>()
+            .map_err(|_| bad())?
+            .min(size.saturating_sub(1)),
+    };
+    if start >= size || end < start {
+        return Err(bad());
+    }
+    Ok(Some((start, end + 1)))
+}
+
+/// Headers and status for bytes `start..end` of a `size`-byte body.
+fn ranged(range: Option<(u64, u64)>, size: u64, body: Body) -> Response {
+    let (status, start, end) = match range {
+        Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
+        None => (StatusCode::OK, 0, size),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    response
+}
+
+/// Counts an upload while it lasts.
+struct UploadSlot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        self.metrics.uploads_active.fetch_sub(1, Relaxed);
+    }
+}
+
+async fn blob(
+    AxState(s): AxState<ServeState>,
+    method: Method,
+    Path(d): Path<String>,
+    Query(q): Query<BlobQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let digest = match parse_digest(&d) {
+        Ok(d) => d,
+        Err(r) => return *r,
+    };
+    let node = s.node().clone();
+    let hops: u32 = headers
+        .get(HOPS_HEADER)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0);
+    let complete_only = headers.contains_key(COMPLETE_ONLY_HEADER) || method == Method::HEAD;
+    let blob = match (&q.repo, q.size) {
+        (Some(repo), Some(size)) => match repo.parse::<RegistryRef>() {
+            Ok(repo) => Some(BlobRef {
+                repo,
+                digest: digest.clone(),
+                size,
+            }),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        },
+        _ => None,
+    };
+    if hops > node.config.max_hops {
+        return error(
+            StatusCode::LOOP_DETECTED,
+            format!("{hops} hops: the nodes disagree about the peer list; retry later"),
+        );
+    }
+    let availability = match &blob {
+        Some(b) => node.availability(b, hops, !complete_only),
+        None => node
+            .store
+            .blob_size(&digest)
+            .map(|size| Availability::Complete {
+                path: node.store.blob_path(&digest),
+                size,
+            }),
+    };
+    let availability = match availability {
+        Some(Availability::InFlight(_)) if complete_only => None,
+        a => a,
+    };
+    let Some(availability) = availability else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("{digest} is not complete here"),
+        );
+    };
+    let size = match &availability {
+        Availability::Complete { size, .. } => *size,
+        Availability::InFlight(t) => t.size,
+    };
+    let range = match parse_range(&headers, size) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    if method == Method::HEAD {
+        return ranged(range, size, Body::empty());
+    }
+    let Ok(permit) = s.uploads.clone().try_acquire_owned() else {
+        node.metrics.uploads_rejected.fetch_add(1, Relaxed);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upload cap reached; try another peer",
+        );
+    };
+    node.metrics.uploads_active.fetch_add(1, Relaxed);
+    let slot = UploadSlot {
+        _permit: permit,
+        metrics: node.metrics.clone(),
+    };
+    let (start, end) = range.unwrap_or((0, size));
+    let follow = match availability {
+        Availability::Complete { path, .. } => Follow::complete(&node, path, start, end),
+        Availability::InFlight(t) => {
+            Ok(Follow::in_flight(&node, &digest, t.subscribe(), start, end))
+        }
+    };
+    let mut follow = match follow {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    follow.corrupt = s.corrupt_uploads;
+    follow.slot = Some(slot);
+    let attempt = follow.cursor.attempt();
+    let mut response = ranged(range, size, follow.into_body());
+    if let Some(attempt) = attempt {
+        response
+            .headers_mut()
+            .insert(ATTEMPT_HEADER, HeaderValue::from(attempt));
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct ArchiveQuery {
+    /// The pinned reference to fetch from; without it the request only asks whether the
+    /// archive is published here (what `kubectl classcache status` asks every node).
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+}
+
+/// What an init container learns about a published archive.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveAnswer {
+    pub file_name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub hit: bool,
+    pub runtime_options: Vec<String>,
+}
+
+async fn archive(
+    AxState(s): AxState<ServeState>,
+    Path(d): Path<String>,
+    Query(q): Query<ArchiveQuery>,
+) -> Response {
+    let Some(reference) = q.reference else {
+        let digest = match parse_digest(&d) {
+            Ok(digest) => digest,
+            Err(r) => return *r,
+        };
+        return match s.node().store.published(&digest) {
+            Some(record) => Json(ArchiveAnswer {
+                file_name: published_file_name(&record.pinned),
+                size: record.archive.size,
+                sha256: record.archive.sha256,
+                hit: true,
+                runtime_options: record.runtime_options,
+            })
+            .into_response(),
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!("{d} is not published on this node"),
+            ),
+        };
+    };
+    let reference: RegistryRef = match reference.parse() {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if reference.digest.as_deref() != Some(d.as_str()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("the path names {d} but ref= pins {:?}", reference.digest),
+        );
+    }
+    match s.archives.ensure(&reference).await {
+        Ok(p) => Json(ArchiveAnswer {
+            file_name: p
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            size: p.record.archive.size,
+            sha256: p.record.archive.sha256,
+            hit: p.hit,
+            runtime_options: p.record.runtime_options,
+        })
+        .into_response(),
+        Err(e) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
+/// The bytes of a published archive (copy mode: pods that cannot mount the node's store).
+async fn archive_file(
+    AxState(s): AxState<ServeState>,
+    Path(d): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let pinned = match parse_digest(&d) {
+        Ok(d) => d,
+        Err(r) => return *r,
+    };
+    let node = s.node();
+    if node.store.published(&pinned).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("{pinned} is not published here; request /v1/archives/{pinned}?ref=… first"),
+        );
+    }
+    let path = node.store.published_path(&pinned);
+    let size = match std::fs::metadata(&path) {
+        Ok(m) => m.len(),
+        Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let range = match parse_range(&headers, size) {
+        Ok(r) => r,
+        Err(r) => return *r,
+    };
+    let (start, end) = range.unwrap_or((0, size));
+    match Follow::complete(node, path, start, end) {
+        Ok(f) => ranged(range, size, f.into_body()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// A response body over a cursor: a complete file, or a download still in progress (children
+/// get bytes while the parent still downloads).
+struct Follow {
+    node: Arc<Node>,
+    cursor: Cursor,
+    corrupt: bool,
+    slot: Option<UploadSlot>,
+    _guard: Option<ReadGuard>,
+}
+
+impl Follow {
+    fn complete(node: &Arc<Node>, path: PathBuf, start: u64, end: u64) -> std::io::Result<Self> {
+        let guard = node.store.guard(&path);
+        let file = File::open(&path)?;
+        Ok(Self {
+            node: node.clone(),
+            cursor: Cursor::over_file(&node.store, file, start, end),
+            corrupt: false,
+            slot: None,
+            _guard: Some(guard),
+        })
+    }
+
+    fn in_flight(
+        node: &Arc<Node>,
+        digest: &Digest,
+        progress: watch::Receiver<Progress>,
+        start: u64,
+        end: u64,
+    ) -> Self {
+        Self {
+            node: node.clone(),
+            cursor: Cursor::over_transfer(&node.store, digest, progress, start, end),
+            corrupt: false,
+            slot: None,
+            _guard: None,
+        }
+    }
+
+    fn into_body(self) -> Body {
+        let stream = futures_util::stream::unfold(self, |mut f| async move {
+            match f.next_chunk().await {
+                Ok(Some(chunk)) => Some((Ok::<Bytes, std::io::Error>(chunk), f)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "aborting a transfer");
+                    Some((Err(e), f))
+                }
+            }
+        });
+        // After an error the stream must end: the client sees a truncated body.
+        let mut failed = false;
+        let stream = futures_util::StreamExt::take_while(stream, move |r| {
+            let go = !failed;
+            failed |= r.is_err();
+            std::future::ready(go)
+        });
+        Body::from_stream(stream)
+    }
+
+    async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
+        if self.cursor.pos >= self.cursor.end {
+            return Ok(None);
+        }
+        let until = self.cursor.readable_until().await?;
+        let mut buf = vec![0u8; ((until - self.cursor.pos) as usize).min(CHUNK)];
+        let len = self.cursor.read_into(&mut buf, until)?;
+        if self.corrupt {
+            buf[0] ^= 0x01;
+        }
+        if self.slot.is_some() {
+            self.node
+                .metrics
+                .bytes_uploaded
+                .fetch_add(len as u64, Relaxed);
+        }
+        Ok(Some(Bytes::from(buf)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_single_and_bounded() {
+        let mut h = HeaderMap::new();
+        assert_eq!(parse_range(&h, 10).unwrap(), None);
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=4-"));
+        assert_eq!(parse_range(&h, 10).unwrap(), Some((4, 10)));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=2-100"));
+        assert_eq!(parse_range(&h, 10).unwrap(), Some((2, 10)));
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=10-"));
+        assert!(parse_range(&h, 10).is_err());
+        h.insert(header::RANGE, HeaderValue::from_static("bytes=-5"));
+        assert!(parse_range(&h, 10).is_err());
+    }
+}

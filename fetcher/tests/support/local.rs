@@ -1,0 +1,133 @@
+//! One fetcher process on loopback, talking to the harness registry directly: for tests of a
+//! single node (init mode, bad input, restarts). It must kill what it started.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_classcache-fetcher");
+
+pub struct LocalFetcher {
+    pub url: String,
+    pub store: PathBuf,
+    pub log: PathBuf,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl LocalFetcher {
+    /// Starts `serve` with `store` and waits until it answers /healthz.
+    pub fn start(store: &Path, log: &Path, extra: &[&str]) -> LocalFetcher {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--node-id",
+                "solo",
+            ])
+            .args(["--peers", &format!("solo={url}"), "--store"])
+            .arg(store)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("spawn the fetcher");
+        let fetcher = LocalFetcher {
+            url,
+            store: store.to_path_buf(),
+            log: log.to_path_buf(),
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if get(&format!("{}/healthz", fetcher.url)).is_some_and(|(s, _)| s == 200) {
+                return fetcher;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        panic!(
+            "the fetcher did not become healthy:\n{}",
+            fetcher.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills it (SIGKILL, as a crash would).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LocalFetcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status, body).
+pub fn get(url: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Runs `classcache-fetcher init …`.
+pub fn init(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("init")
+        .args(args)
+        .output()
+        .expect("run init")
+}
+
+/// The fixture's pinned reference on the harness registry (loopback).
+pub fn pinned_reference(fixture: &super::Fixture) -> String {
+    let h = classcache_e2e::harness();
+    format!("{}/{}@{}", h.registry, fixture.repository, fixture.pinned)
+}
+
+/// A reference into the fixture's repository whose digest does not exist.
+pub fn missing_reference(fixture: &super::Fixture) -> String {
+    let h = classcache_e2e::harness();
+    format!(
+        "{}/{}@sha256:{}",
+        h.registry,
+        fixture.repository,
+        "0".repeat(64)
+    )
+}

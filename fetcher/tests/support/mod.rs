@@ -1,0 +1,484 @@
+//! Multi-node test and benchmark support: an archive pushed to the harness registry, and a
+//! cluster of fetcher processes in network namespaces behind a counting registry proxy.
+//! It must only reach loopback and the lab's own namespaces.
+#![allow(dead_code)]
+
+pub mod local;
+pub mod netns;
+pub mod proxy;
+
+use classcache_core::artifact::{
+    ArchiveConfig, ArchiveFile, ImageIdentity, JvmIdentity, Platform, CONFIG_SCHEMA_VERSION,
+};
+use classcache_core::key::{ArchiveKind, KeyInputs};
+use classcache_core::media_types;
+use classcache_core::oci::Descriptor;
+use classcache_core::reference::RegistryRef;
+use classcache_core::registry::{current_platform, RegistryClient};
+use classcache_fetcher::digest::Digest;
+use netns::{enter_netns, Lab, LinkRate, GATEWAY};
+use proxy::Proxy;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const PROXY_PORT: u16 = 5000;
+pub const FETCHER_PORT: u16 = 8787;
+
+/// An archive pushed to the harness registry.
+pub struct Fixture {
+    pub repository: String,
+    /// The archive manifest's digest: what pods pin.
+    pub pinned: String,
+    pub layer_digest: String,
+    pub layer_size: u64,
+    pub archive_sha256: String,
+    pub archive_size: u64,
+}
+
+/// Deterministic bytes that gzip cannot shrink (so the layer is as big as the archive).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Pushes an archive of `size` random bytes to a fresh repository of the harness registry.
+pub fn push_archive(size: usize) -> Fixture {
+    let h = classcache_e2e::harness();
+    let repository = classcache_e2e::unique_name("fetcher-test");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.jsa");
+    let seed = Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64 ^ size as u64;
+    let data = noise(size, seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
+    std::fs::write(&path, &data).unwrap();
+    let image_digest = Digest::of(repository.as_bytes()).to_string();
+    let platform = current_platform();
+    let inputs = KeyInputs {
+        image_digest: image_digest.clone(),
+        jvm_build: "17.0.15+6-Debian-1deb12u1".into(),
+        os: platform.os.clone(),
+        arch: platform.architecture.clone(),
+        kind: ArchiveKind::DynamicCds,
+        agent: None,
+        jvm_options: vec![],
+    };
+    let config = ArchiveConfig {
+        schema_version: CONFIG_SCHEMA_VERSION,
+        key: inputs.key().unwrap(),
+        kind: ArchiveKind::DynamicCds,
+        jvm: JvmIdentity {
+            feature_version: 17,
+            version: "17.0.15".into(),
+            vendor: "Debian".into(),
+            build: inputs.jvm_build.clone(),
+        },
+        platform: Platform {
+            os: platform.os,
+            architecture: platform.architecture,
+            variant: None,
+        },
+        image: ImageIdentity {
+            reference: format!("{}/{repository}:test", h.registry),
+            digest: image_digest.clone(),
+            entrypoint: vec![],
+            cmd: vec![],
+        },
+        agent: None,
+        training_options: vec!["-XX:ArchiveClassesAtExit={archive}".into()],
+        runtime_options: vec!["-XX:SharedArchiveFile={archive}".into()],
+        archive: ArchiveFile {
+            name: "app.jsa".into(),
+            size: 0,
+            sha256: String::new(),
+        },
+        verification: None,
+        created: "2026-01-01T00:00:00Z".into(),
+    };
+    let repo: RegistryRef = format!("{}/{repository}", h.registry).parse().unwrap();
+    let subject = Descriptor::new(media_types::OCI_MANIFEST, image_digest, 500);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pushed = rt
+        .block_on(async {
+            let client = RegistryClient::with_defaults()?;
+            client
+                .push_archive(&repo, config, &path, Some(subject))
+                .await
+        })
+        .unwrap_or_else(|e| panic!("pushing the test archive to {}: {e}", h.registry));
+    Fixture {
+        repository,
+        pinned: pushed.manifest_digest,
+        layer_digest: pushed.layer.digest.clone(),
+        layer_size: pushed.layer.size,
+        archive_sha256: pushed.config.archive.sha256.clone(),
+        archive_size: pushed.config.archive.size,
+    }
+}
+
+#[derive(Clone)]
+pub struct ClusterOptions {
+    pub hosts: usize,
+    pub rate: Option<LinkRate>,
+    /// Caps the registry's egress (bytes/s), as a cluster's single way out would.
+    pub registry_egress: Option<u64>,
+    pub fanout: usize,
+    /// false: every node alone (each pulls from the registry), for the baseline.
+    pub peers: bool,
+    pub stall_timeout: &'static str,
+    /// Extra arguments and store directory per host (defaults: none, a temp dir).
+    pub extra_args: Vec<(usize, Vec<String>)>,
+    pub store_override: Vec<(usize, PathBuf)>,
+}
+
+impl ClusterOptions {
+    pub fn new(hosts: usize) -> Self {
+        Self {
+            hosts,
+            rate: None,
+            registry_egress: None,
+            fanout: 1,
+            peers: true,
+            stall_timeout: "2s",
+            extra_args: vec![],
+            store_override: vec![],
+        }
+    }
+}
+
+pub struct Cluster {
+    pub lab: Lab,
+    pub proxy: Proxy,
+    pub rt: tokio::runtime::Runtime,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub stores: Vec<PathBuf>,
+    pub pids: Vec<u32>,
+    pub node_ids: Vec<String>,
+}
+
+pub fn node_id(i: usize) -> String {
+    format!("node-{i}")
+}
+
+impl Cluster {
+    pub fn start(opts: &ClusterOptions) -> Cluster {
+        let h = classcache_e2e::harness();
+        let lab = Lab::new(opts.hosts, opts.rate);
+        let proxy = Proxy::start(
+            &lab.bridge_ns,
+            &format!("{GATEWAY}:{PROXY_PORT}"),
+            &h.registry,
+            opts.registry_egress,
+        );
+        let ns = lab.bridge_ns.clone();
+        // Every thread of this runtime lives in the bridge's namespace: its sockets reach the lab.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .on_thread_start(move || enter_netns(&ns))
+            .enable_all()
+            .build()
+            .unwrap();
+        let http = rt
+            .block_on(rt.spawn(async {
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap()
+            }))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let node_ids: Vec<String> = (0..opts.hosts).map(node_id).collect();
+        let peer_list: Vec<String> = (0..opts.hosts)
+            .map(|i| format!("{}=http://{}:{FETCHER_PORT}", node_ids[i], lab.hosts[i].ip))
+            .collect();
+        let mut stores = Vec::new();
+        let mut pids = Vec::new();
+        for i in 0..opts.hosts {
+            let store = opts
+                .store_override
+                .iter()
+                .find(|(h, _)| *h == i)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| dir.path().join(format!("store-{i}")));
+            let peers = if opts.peers {
+                peer_list.join(",")
+            } else {
+                peer_list[i].clone()
+            };
+            let mut args: Vec<String> = vec![
+                "serve".into(),
+                "--listen".into(),
+                format!("{}:{FETCHER_PORT}", lab.hosts[i].ip),
+                "--store".into(),
+                store.display().to_string(),
+                "--node-id".into(),
+                node_ids[i].clone(),
+                "--peers".into(),
+                peers,
+                "--insecure-registry".into(),
+                format!("{GATEWAY}:{PROXY_PORT}"),
+                "--fanout".into(),
+                opts.fanout.to_string(),
+                "--stall-timeout".into(),
+                opts.stall_timeout.into(),
+            ];
+            for (_, extra) in opts.extra_args.iter().filter(|(h, _)| *h == i) {
+                args.extend(extra.iter().cloned());
+            }
+            let pid = lab.spawn(
+                i,
+                env!("CARGO_BIN_EXE_classcache-fetcher"),
+                &args,
+                &dir.path().join(format!("node-{i}.log")),
+            );
+            stores.push(store);
+            pids.push(pid);
+        }
+        let cluster = Cluster {
+            lab,
+            proxy,
+            rt,
+            http,
+            dir,
+            stores,
+            pids,
+            node_ids,
+        };
+        cluster.wait_healthy();
+        cluster
+    }
+
+    /// Runs a future on the lab runtime (inside the bridge's namespace).
+    pub fn block<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        self.rt
+            .block_on(self.rt.spawn(fut))
+            .expect("lab task panicked")
+    }
+
+    pub fn url(&self, i: usize) -> String {
+        format!("http://{}:{FETCHER_PORT}", self.lab.hosts[i].ip)
+    }
+
+    fn wait_healthy(&self) {
+        for i in 0..self.pids.len() {
+            let url = format!("{}/healthz", self.url(i));
+            let http = self.http.clone();
+            let ok = self.block(async move {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    if let Ok(r) = http.get(&url).send().await {
+                        if r.status().is_success() {
+                            return true;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                false
+            });
+            assert!(ok, "node {i} did not become healthy; log:\n{}", self.log(i));
+        }
+    }
+
+    /// The reference pods would pin, through the lab's registry proxy.
+    pub fn reference(&self, f: &Fixture) -> String {
+        format!("{GATEWAY}:{PROXY_PORT}/{}@{}", f.repository, f.pinned)
+    }
+
+    /// Asks nodes `which` for the archive at once; each answer with its latency.
+    pub fn request(
+        &self,
+        which: &[usize],
+        reference: &str,
+    ) -> Vec<(Result<serde_json::Value, String>, Duration)> {
+        let digest = reference.rsplit('@').next().unwrap().to_string();
+        let asks: Vec<_> = which
+            .iter()
+            .map(|&i| {
+                let url = reqwest::Url::parse_with_params(
+                    &format!("{}/v1/archives/{digest}", self.url(i)),
+                    &[("ref", reference)],
+                )
+                .unwrap();
+                let http = self.http.clone();
+                async move {
+                    let started = Instant::now();
+                    let result = async {
+                        let r = http.get(url).send().await.map_err(|e| e.to_string())?;
+                        let status = r.status();
+                        let body = r.text().await.map_err(|e| e.to_string())?;
+                        if status.is_success() {
+                            serde_json::from_str(&body).map_err(|e| e.to_string())
+                        } else {
+                            Err(format!("HTTP {status}: {body}"))
+                        }
+                    }
+                    .await;
+                    (result, started.elapsed())
+                }
+            })
+            .collect();
+        self.block(futures_util::future::join_all(asks))
+    }
+
+    pub fn get_text(&self, i: usize, path: &str) -> Option<String> {
+        let url = format!("{}{path}", self.url(i));
+        let http = self.http.clone();
+        self.block(async move {
+            let r = http
+                .get(url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .ok()?;
+            r.text().await.ok()
+        })
+    }
+
+    /// A metric's value on node `i` (`name` including its labels as rendered).
+    pub fn metric(&self, i: usize, name: &str) -> f64 {
+        let text = self.get_text(i, "/metrics").unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    pub fn status(&self, i: usize, digest: &str) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.get_text(i, &format!("/v1/status/{digest}"))?).ok()
+    }
+
+    /// The sha256 of node `i`'s published archive, if published.
+    pub fn published_sha(&self, i: usize, pinned: &str) -> Option<String> {
+        let path = self.published_path(i, pinned);
+        std::fs::read(path)
+            .ok()
+            .map(|b| Digest::of(&b).hex().to_string())
+    }
+
+    pub fn published_path(&self, i: usize, pinned: &str) -> PathBuf {
+        self.stores[i]
+            .join("published")
+            .join(classcache_core::paths::published_file_name(pinned))
+    }
+
+    /// Host indices in rank order for `digest`, as every node computes it.
+    pub fn ranked(&self, digest: &str) -> Vec<usize> {
+        ranked_hosts(digest, self.node_ids.len())
+    }
+
+    pub fn kill(&self, i: usize) {
+        self.lab.kill(self.pids[i]);
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{i}.log"))).unwrap_or_default()
+    }
+
+    /// The tail of every node's log, for a failing assertion.
+    pub fn logs(&self) -> String {
+        (0..self.pids.len())
+            .map(|i| {
+                let log = self.log(i);
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                format!(
+                    "--- node {i} ---\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Files left in node `i`'s store temp dir (partials that should not survive a failure).
+    pub fn tmp_files(&self, i: usize) -> usize {
+        std::fs::read_dir(self.stores[i].join("tmp"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Resident memory of node `i`'s process, KiB.
+    pub fn rss_kib(&self, i: usize) -> u64 {
+        rss_kib(self.pids[i])
+    }
+}
+
+/// Host indices of a `hosts`-node lab in rank order for `digest`, as every node computes it.
+pub fn ranked_hosts(digest: &str, hosts: usize) -> Vec<usize> {
+    let d: Digest = digest.parse().unwrap();
+    let ids: Vec<String> = (0..hosts).map(node_id).collect();
+    classcache_fetcher::ranking::rank(&d, ids.iter().map(String::as_str))
+        .into_iter()
+        .map(|id| ids.iter().position(|n| n == id).unwrap())
+        .collect()
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A small tmpfs, unmounted on drop: a node store whose disk fills up.
+pub struct SmallDisk {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn new(bytes: u64) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs at {} (needs root)",
+            path.display()
+        );
+        SmallDisk { path, _dir: dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
