@@ -7,14 +7,12 @@ pub mod local;
 pub mod netns;
 pub mod proxy;
 
-use classcache_core::artifact::{
-    ArchiveConfig, ArchiveFile, ImageIdentity, JvmIdentity, Platform, CONFIG_SCHEMA_VERSION,
-};
-use classcache_core::key::{ArchiveKind, KeyInputs};
+use classcache_core::key::ArchiveKind;
 use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
 use classcache_core::reference::RegistryRef;
 use classcache_core::registry::{current_platform, RegistryClient};
+use classcache_core::testing::sample_config;
 use classcache_fetcher::digest::Digest;
 use netns::{enter_netns, Lab, LinkRate, GATEWAY};
 use proxy::Proxy;
@@ -60,47 +58,11 @@ pub fn push_archive(size: usize) -> Fixture {
     std::fs::write(&path, &data).unwrap();
     let image_digest = Digest::of(repository.as_bytes()).to_string();
     let platform = current_platform();
-    let inputs = KeyInputs {
-        image_digest: image_digest.clone(),
-        jvm_build: "17.0.15+6-Debian-1deb12u1".into(),
-        os: platform.os.clone(),
-        arch: platform.architecture.clone(),
-        kind: ArchiveKind::DynamicCds,
-        agent: None,
-        jvm_options: vec![],
-    };
-    let config = ArchiveConfig {
-        schema_version: CONFIG_SCHEMA_VERSION,
-        key: inputs.key().unwrap(),
-        kind: ArchiveKind::DynamicCds,
-        jvm: JvmIdentity {
-            feature_version: 17,
-            version: "17.0.15".into(),
-            vendor: "Debian".into(),
-            build: inputs.jvm_build.clone(),
-        },
-        platform: Platform {
-            os: platform.os,
-            architecture: platform.architecture,
-            variant: None,
-        },
-        image: ImageIdentity {
-            reference: format!("{}/{repository}:test", h.registry),
-            digest: image_digest.clone(),
-            entrypoint: vec![],
-            cmd: vec![],
-        },
-        agent: None,
-        training_options: vec!["-XX:ArchiveClassesAtExit={archive}".into()],
-        runtime_options: vec!["-XX:SharedArchiveFile={archive}".into()],
-        archive: ArchiveFile {
-            name: "app.jsa".into(),
-            size: 0,
-            sha256: String::new(),
-        },
-        verification: None,
-        created: "2026-01-01T00:00:00Z".into(),
-    };
+    let reference = format!("{}/{repository}:test", h.registry);
+    let mut config = sample_config(&reference, &image_digest, ArchiveKind::DynamicCds, &[]);
+    // Nodes pick an archive for their own platform from an index.
+    config.platform.os = platform.os;
+    config.platform.architecture = platform.architecture;
     let repo: RegistryRef = format!("{}/{repository}", h.registry).parse().unwrap();
     let subject = Descriptor::new(media_types::OCI_MANIFEST, image_digest, 500);
     let rt = tokio::runtime::Builder::new_current_thread()
