@@ -227,3 +227,53 @@ fn a_timed_stop_sends_sigterm_and_the_archive_is_written() {
     );
     assert!(report.get("startup").is_none(), "{report:#}");
 }
+
+/// A tmpfs of `size` mounted on a new directory, unmounted when dropped.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root, as .ci/run has"
+        );
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_at_the_destination_fails_and_tags_nothing() {
+    let disk = SmallDisk::mount("1m");
+    let layout_dir = disk.0.path().join("archives");
+    let to = format!("oci:{}:latest", layout_dir.display());
+    let jar = example_jar().display().to_string();
+    let (output, stderr, _) =
+        run_local(&["--verify-runs", "0", "--to", &to, &jar, "--", "run"], &[]);
+    assert!(
+        !output.status.success(),
+        "a 1 MiB disk cannot hold the archive: {stderr}"
+    );
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains(&layout_dir.display().to_string()),
+        "names the destination: {stderr}"
+    );
+    if let Ok(layout) = OciLayout::open(&layout_dir) {
+        assert!(
+            layout.resolve(Some("latest"), None).is_err(),
+            "a failed write must tag nothing"
+        );
+    }
+}
