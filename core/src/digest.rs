@@ -11,6 +11,13 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// Lower-case hex sha256 of a file, streamed (never the whole file in memory).
+pub fn sha256_file_hex(path: &std::path::Path) -> io::Result<String> {
+    let mut reader = HashingReader::new(std::fs::File::open(path)?);
+    io::copy(&mut reader, &mut io::sink())?;
+    Ok(reader.into_parts().1.finish_hex())
+}
+
 /// The hex part of a `sha256:<hex>` digest (the whole string if it has no algorithm prefix).
 pub fn digest_hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)

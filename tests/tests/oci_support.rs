@@ -9,8 +9,8 @@ use classcache_core::oci::{Descriptor, ImageManifest};
 use classcache_core::reference::RegistryRef;
 use classcache_core::registry::{RegistryClient, RegistryOptions};
 use classcache_core::testing::sample_config;
-use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A registry client that ignores the machine's Docker credentials (the harness registry is
@@ -64,17 +64,7 @@ pub fn write_archive_like(path: &Path, size: u64, seed: u64) {
 
 /// Lower-case hex sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> String {
-    let mut file = std::fs::File::open(path).expect("open file to hash");
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).expect("read file to hash");
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    hex::encode(hasher.finalize())
+    classcache_core::digest::sha256_file_hex(path).expect("read file to hash")
 }
 
 /// A config as the CI build writes it, for an image digest; `variant` changes the key.

@@ -8,7 +8,6 @@ use super::{
 use anyhow::{bail, Context, Result};
 use classcache_core::jvm::{self, java_tool_options};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -365,20 +364,8 @@ fn list_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Lower-case hex sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    classcache_core::digest::sha256_file_hex(path)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 #[cfg(test)]
