@@ -1,0 +1,328 @@
+//! The archive artifact's manifest and the index of per-platform archives: building them, and
+//! parsing and checking what is read back. It must not fetch anything.
+
+use super::pack_layer;
+use super::{
+    check_blob, parse_json, ArchiveConfig, ArtifactError, ANNOTATION_JVM_BUILD, ANNOTATION_KEY,
+    ANNOTATION_KIND, ANNOTATION_PLATFORM, CONFIG_SCHEMA_VERSION,
+};
+use crate::digest::sha256_digest;
+use crate::media_types;
+use crate::oci::{Descriptor, ImageIndex, ImageManifest, ANNOTATION_CREATED};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::BufWriter;
+use std::path::Path;
+
+/// An archive artifact ready to be written: config and manifest bytes and the packed layer
+/// in a temporary file (removed when this is dropped).
+#[derive(Debug)]
+pub struct PreparedArchive {
+    pub config: ArchiveConfig,
+    pub config_json: Vec<u8>,
+    pub config_descriptor: Descriptor,
+    pub layer_descriptor: Descriptor,
+    pub layer_file: tempfile::NamedTempFile,
+    pub manifest: ImageManifest,
+    pub manifest_json: Vec<u8>,
+    /// The manifest's descriptor with `artifactType` and annotations: the referrer entry.
+    pub manifest_descriptor: Descriptor,
+}
+
+/// The manifest annotations a referrer listing shows without fetching the config.
+pub fn manifest_annotations(config: &ArchiveConfig) -> BTreeMap<String, String> {
+    let mut platform = format!("{}/{}", config.platform.os, config.platform.architecture);
+    if let Some(variant) = &config.platform.variant {
+        platform = format!("{platform}/{variant}");
+    }
+    BTreeMap::from([
+        (ANNOTATION_CREATED.to_string(), config.created.clone()),
+        (ANNOTATION_KEY.to_string(), config.key.to_string()),
+        (ANNOTATION_KIND.to_string(), config.kind.to_string()),
+        (ANNOTATION_PLATFORM.to_string(), platform),
+        (ANNOTATION_JVM_BUILD.to_string(), config.jvm.build.clone()),
+    ])
+}
+
+/// Builds the archive manifest for a config, its layer and the app image (`subject`).
+pub fn build_manifest(
+    config: &ArchiveConfig,
+    config_descriptor: Descriptor,
+    layer_descriptor: Descriptor,
+    subject: Descriptor,
+) -> ImageManifest {
+    ImageManifest {
+        schema_version: 2,
+        media_type: Some(media_types::OCI_MANIFEST.to_string()),
+        artifact_type: Some(media_types::ARCHIVE_ARTIFACT_TYPE.to_string()),
+        config: config_descriptor,
+        layers: vec![layer_descriptor],
+        subject: Some(subject),
+        annotations: manifest_annotations(config),
+    }
+}
+
+/// The tag of the index of per-platform archives attached to a multi-platform image index:
+/// `classcache-index-<hex of the image index digest>` (never a key nor a fallback tag).
+pub fn archive_index_tag(image_index_digest: &str) -> String {
+    format!(
+        "classcache-index-{}",
+        crate::digest::digest_hex(image_index_digest)
+    )
+}
+
+/// The descriptor of an archive manifest as an entry of an index of per-platform archives.
+pub fn archive_index_entry(manifest_descriptor: &Descriptor, config: &ArchiveConfig) -> Descriptor {
+    let mut entry = manifest_descriptor.clone();
+    entry.platform = Some(config.platform.clone());
+    entry.artifact_type = Some(media_types::ARCHIVE_ARTIFACT_TYPE.to_string());
+    entry
+}
+
+/// Builds the index of per-platform archives of a multi-platform image: `artifactType` the
+/// archive type, `subject` the image index, one entry per platform (see
+/// [`archive_index_entry`]). Pods pin its digest, the same on every node; each node takes the
+/// entry for its own platform.
+pub fn build_archive_index(
+    entries: Vec<Descriptor>,
+    subject: Descriptor,
+    created: &str,
+) -> Result<ImageIndex, ArtifactError> {
+    let bad = |problem: String| ArtifactError::BadIndexEntries {
+        subject: subject.digest.clone(),
+        problem,
+    };
+    if entries.is_empty() {
+        return Err(bad("no entries".into()));
+    }
+    let mut seen = Vec::new();
+    for e in &entries {
+        let Some(p) = &e.platform else {
+            return Err(bad(format!("entry {} has no platform", e.digest)));
+        };
+        if e.artifact_type.as_deref() != Some(media_types::ARCHIVE_ARTIFACT_TYPE)
+            || e.media_type != media_types::OCI_MANIFEST
+        {
+            return Err(bad(format!(
+                "entry {} is not an archive manifest",
+                e.digest
+            )));
+        }
+        if seen.contains(p) {
+            return Err(bad(format!("two entries for {}/{}", p.os, p.architecture)));
+        }
+        seen.push(p.clone());
+    }
+    Ok(ImageIndex {
+        schema_version: 2,
+        media_type: Some(media_types::OCI_INDEX.to_string()),
+        artifact_type: Some(media_types::ARCHIVE_ARTIFACT_TYPE.to_string()),
+        manifests: entries,
+        subject: Some(subject),
+        annotations: BTreeMap::from([(ANNOTATION_CREATED.to_string(), created.to_string())]),
+    })
+}
+
+/// The referrer entry of a manifest or index: its descriptor with `artifactType` and annotations.
+pub fn referrer_entry(
+    media_type: &str,
+    body: &[u8],
+    artifact_type: Option<&str>,
+    annotations: &BTreeMap<String, String>,
+) -> Descriptor {
+    let mut entry = Descriptor::new(media_type, sha256_digest(body), body.len() as u64);
+    entry.artifact_type = artifact_type.map(str::to_string);
+    entry.annotations = annotations.clone();
+    entry
+}
+
+/// The RFC 3339 time now, for [`ArchiveConfig::created`].
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Packs `archive_path` into a layer in `temp_dir` and builds config and manifest around it.
+/// `config.archive.size` and `.sha256` are filled from the bytes packed (the name is kept, or
+/// taken from the file name when empty); `subject` must be the image `config.image.digest` names.
+pub fn prepare_archive(
+    mut config: ArchiveConfig,
+    archive_path: &Path,
+    subject: Descriptor,
+    temp_dir: &Path,
+) -> Result<PreparedArchive, ArtifactError> {
+    if subject.digest != config.image.digest {
+        return Err(ArtifactError::SubjectMismatch {
+            subject: subject.digest,
+            image: config.image.digest,
+        });
+    }
+    if config.archive.name.is_empty() {
+        config.archive.name = archive_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+    config.schema_version = CONFIG_SCHEMA_VERSION;
+    let write_err = |source| ArtifactError::Write {
+        path: temp_dir.to_path_buf(),
+        source,
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".classcache-layer-")
+        .tempfile_in(temp_dir)
+        .map_err(write_err)?;
+    let (writer, packed) = pack_layer(
+        archive_path,
+        &config.archive.name,
+        BufWriter::with_capacity(256 * 1024, temp),
+    )?;
+    let layer_file = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
+    layer_file.as_file().sync_all().map_err(write_err)?;
+    config.archive = packed.archive;
+
+    let config_json = serde_json::to_vec(&config).expect("an ArchiveConfig always serializes");
+    let config_descriptor = Descriptor::new(
+        media_types::ARCHIVE_CONFIG,
+        sha256_digest(&config_json),
+        config_json.len() as u64,
+    );
+    let layer_descriptor = packed.descriptor;
+    let manifest = build_manifest(
+        &config,
+        config_descriptor.clone(),
+        layer_descriptor.clone(),
+        subject,
+    );
+    let manifest_json = serde_json::to_vec(&manifest).expect("a manifest always serializes");
+    let manifest_descriptor = referrer_entry(
+        media_types::OCI_MANIFEST,
+        &manifest_json,
+        manifest.artifact_type.as_deref(),
+        &manifest.annotations,
+    );
+    Ok(PreparedArchive {
+        config,
+        config_json,
+        config_descriptor,
+        layer_descriptor,
+        layer_file,
+        manifest,
+        manifest_json,
+        manifest_descriptor,
+    })
+}
+
+/// Parses and checks an archive manifest read from `reference`: JSON, media types,
+/// `artifactType`, one layer. The caller checks the body's digest against what it asked for.
+pub fn parse_archive_manifest(
+    body: &[u8],
+    reference: &str,
+) -> Result<ImageManifest, ArtifactError> {
+    let reference_s = reference.to_string();
+    let media_type = crate::oci::MediaTypeProbe::media_type_of(body);
+    match media_type.as_deref() {
+        None if serde_json::from_slice::<serde_json::Value>(body).is_err() => {
+            return Err(ArtifactError::BadJson {
+                reference: reference_s,
+                what: "manifest",
+                error: "not JSON".into(),
+            })
+        }
+        None => {
+            return Err(ArtifactError::MissingMediaType {
+                reference: reference_s,
+                what: "manifest",
+            })
+        }
+        Some(t) if t == media_types::OCI_MANIFEST => {}
+        Some(t) if media_types::is_image_manifest(t) || media_types::is_index(t) => {
+            return Err(ArtifactError::NotAnArchive {
+                reference: reference_s,
+                found: None,
+            })
+        }
+        Some(t) => {
+            return Err(ArtifactError::UnknownMediaType {
+                reference: reference_s,
+                what: "manifest",
+                found: t.to_string(),
+                expected: media_types::OCI_MANIFEST,
+            })
+        }
+    }
+    let manifest: ImageManifest = parse_json(body, reference, "manifest")?;
+    if manifest.artifact_type.as_deref() != Some(media_types::ARCHIVE_ARTIFACT_TYPE) {
+        return Err(ArtifactError::NotAnArchive {
+            reference: reference_s,
+            found: manifest.artifact_type,
+        });
+    }
+    check_media_type(
+        reference,
+        "config",
+        &manifest.config.media_type,
+        media_types::ARCHIVE_CONFIG,
+    )?;
+    if manifest.layers.len() != 1 {
+        return Err(ArtifactError::LayerCount {
+            reference: reference_s,
+            count: manifest.layers.len(),
+        });
+    }
+    check_media_type(
+        reference,
+        "layer",
+        &manifest.layers[0].media_type,
+        media_types::ARCHIVE_LAYER,
+    )?;
+    Ok(manifest)
+}
+
+fn check_media_type(
+    reference: &str,
+    what: &'static str,
+    found: &str,
+    expected: &'static str,
+) -> Result<(), ArtifactError> {
+    if found.is_empty() {
+        Err(ArtifactError::MissingMediaType {
+            reference: reference.to_string(),
+            what,
+        })
+    } else if found != expected {
+        Err(ArtifactError::UnknownMediaType {
+            reference: reference.to_string(),
+            what,
+            found: found.to_string(),
+            expected,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses and checks an archive config blob against its descriptor: digest, size, schema version.
+pub fn parse_archive_config(
+    body: &[u8],
+    descriptor: &Descriptor,
+    reference: &str,
+) -> Result<ArchiveConfig, ArtifactError> {
+    check_blob(reference, "config", descriptor, body)?;
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SchemaProbe {
+        schema_version: Option<u32>,
+    }
+    let probe: SchemaProbe = parse_json(body, reference, "config")?;
+    match probe.schema_version {
+        Some(v) if v > CONFIG_SCHEMA_VERSION => {
+            return Err(ArtifactError::NewerSchema {
+                reference: reference.to_string(),
+                found: v,
+                supported: CONFIG_SCHEMA_VERSION,
+            })
+        }
+        _ => {}
+    }
+    parse_json(body, reference, "config")
+}
