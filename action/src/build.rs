@@ -10,15 +10,17 @@ use crate::runtime::{RunSpec, Runtime, StopWhen};
 use crate::verify::Verifier;
 use anyhow::{anyhow, bail, Context, Result};
 use classcache_core::artifact::{
-    prepare_archive, AgentInfo, ArchiveConfig, ArchiveFile, ImageIdentity, Platform, Verification,
+    AgentInfo, ArchiveConfig, ArchiveFile, ImageIdentity, Platform, Verification,
     CONFIG_SCHEMA_VERSION,
 };
+use classcache_core::digest::Digest;
 use classcache_core::jvm::{self, AgentSetup, JvmProperties, StepRole, TrainingPlan};
 use classcache_core::key::{AgentIdentity, KeyInputs};
-use classcache_core::layout::OciLayout;
 use classcache_core::oci::Descriptor;
 use classcache_core::reference::{ArchiveLocation, RegistryRef};
-use classcache_core::registry::{RegistryClient, RegistryOptions};
+use classcache_oci::layout::OciLayout;
+use classcache_oci::registry::{RegistryClient, RegistryOptions};
+use classcache_oci::store::ArchiveStore;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -148,6 +150,16 @@ fn env_pairs(args: &Args) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// The image digest the archive is bound to, typed (the runtimes report it as text).
+fn target_digest(target: &crate::runtime::Target) -> Result<Digest> {
+    target.digest.parse().with_context(|| {
+        format!(
+            "the image {} has no usable sha256 digest; push it to its registry (or use the local runtime) and build again",
+            target.reference
+        )
+    })
+}
+
 fn registry_client() -> Result<RegistryClient> {
     RegistryClient::new(RegistryOptions::default()).context("cannot set up the registry client")
 }
@@ -191,7 +203,7 @@ pub async fn open_runtime(
     // The archive is bound to the platform manifest (not an index): ask the registry for it.
     let target = runtime.target().clone();
     let resolved = registry_client()?
-        .resolve_image(&image_ref.with_digest(&target.digest))
+        .resolve_image(&image_ref.with_digest(&target_digest(&target)?))
         .await
         .with_context(|| {
             format!(
@@ -221,7 +233,7 @@ pub async fn open_runtime(
             )
         })?;
     runtime.set_manifest(
-        manifest.digest.clone(),
+        manifest.digest.to_string(),
         manifest.size,
         manifest.media_type.clone(),
     );
@@ -399,7 +411,7 @@ pub async fn build(
         },
         image: ImageIdentity {
             reference: target.reference.clone(),
-            digest: target.digest.clone(),
+            digest: target_digest(&target)?,
             entrypoint: target.entrypoint.clone(),
             cmd: if args.args.is_empty() {
                 target.cmd.clone()
@@ -432,7 +444,7 @@ pub async fn build(
         } else {
             &target.manifest_media_type
         },
-        target.digest.clone(),
+        target_digest(&target)?,
         target.manifest_size,
     );
     let publish_started = Instant::now();
@@ -579,8 +591,12 @@ async fn publish(
         }
         Destination::Registry(repository) => {
             let activity = console.activity(format!("pushing to {repository}"));
-            let pushed = registry_client()?
-                .push_archive(repository, config, archive, Some(subject))
+            let store = ArchiveStore::Registry {
+                client: registry_client()?,
+                reference: repository.clone(),
+            };
+            let pushed = store
+                .push_archive(config, archive, Some(subject))
                 .await
                 .with_context(|| {
                     format!("pushing the archive to {repository} failed; nothing was tagged")
@@ -589,36 +605,36 @@ async fn publish(
                 "pushed {} ({} bytes uploaded)",
                 pushed.reference, pushed.bytes_uploaded
             ));
-            Ok((Some(pushed.reference), Some(pushed.manifest_digest), None))
+            Ok((
+                Some(pushed.reference),
+                Some(pushed.manifest_digest.to_string()),
+                None,
+            ))
         }
         Destination::Layout { dir, tag } => {
             let layout = OciLayout::create(dir).with_context(|| {
                 format!("cannot open or create the OCI layout {}", dir.display())
             })?;
-            let temp_dir = dir.join("blobs").join("sha256");
-            let key = config.key.to_string();
-            let archive = archive.to_path_buf();
-            let prepared = tokio::task::spawn_blocking(move || {
-                prepare_archive(config, &archive, subject, &temp_dir)
-            })
-            .await
-            .expect("the packing task does not panic")
-            .with_context(|| format!("cannot pack the archive into {}", dir.display()))?;
-            let digest = layout.write_prepared(&prepared, &key).with_context(|| {
-                format!(
-                    "cannot write the archive into the OCI layout {}",
-                    dir.display()
-                )
-            })?;
-            let tag = tag.clone().unwrap_or(key);
-            if tag != prepared.config.key.as_str() {
-                layout
-                    .add_to_index(prepared.manifest_descriptor.clone(), Some(&tag))
-                    .with_context(|| {
-                        format!("cannot tag the archive {tag} in {}", dir.display())
-                    })?;
-            }
-            let reference = format!("oci:{}:{tag}", dir.display());
+            let store = ArchiveStore::Layout {
+                layout,
+                tag: tag.clone(),
+                digest: None,
+            };
+            let pushed = store
+                .push_archive(config, archive, Some(subject))
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot write the archive into the OCI layout {}",
+                        dir.display()
+                    )
+                })?;
+            let reference = format!(
+                "oci:{}:{}",
+                dir.display(),
+                tag.as_deref().unwrap_or(&pushed.tag)
+            );
+            let digest = pushed.manifest_digest.to_string();
             console.step(format!("wrote {reference} ({digest})"));
             Ok((Some(reference), Some(digest), None))
         }

@@ -4,7 +4,7 @@
 mod common;
 
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::RegistryClient;
+use classcache_oci::registry::RegistryClient;
 use common::*;
 
 fn client() -> RegistryClient {
@@ -43,7 +43,9 @@ fn build_and_check(base_image: &str, expected_kind: &str) {
     );
     let repo: RegistryRef = repository.parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let found = rt.block_on(client().find_archives(&repo, &digest)).unwrap();
+    let found = rt
+        .block_on(client().find_archives(&repo, &digest.parse().unwrap()))
+        .unwrap();
     assert!(
         found.iter().any(|d| d.digest == manifest_digest),
         "{found:?} lacks {manifest_digest}"

@@ -3,7 +3,7 @@
 
 mod common;
 
-use classcache_core::layout::OciLayout;
+use classcache_oci::layout::OciLayout;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -86,7 +86,9 @@ fn the_main_job_writes_an_oci_layout_and_github_outputs() {
     assert_eq!(layout.resolve(Some("latest"), None).unwrap().digest, digest);
     assert_eq!(layout.resolve(Some(key), None).unwrap().digest, digest);
     let image_digest = report["image"]["digest"].as_str().unwrap();
-    let found = layout.find_archives(image_digest).unwrap();
+    let found = layout
+        .find_archives(&image_digest.parse().unwrap())
+        .unwrap();
     assert!(
         found.iter().any(|d| d.digest == digest),
         "not findable from the class-path digest"

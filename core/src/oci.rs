@@ -1,7 +1,8 @@
 //! The OCI JSON objects classcache reads and writes: descriptors, image manifests, indexes.
 //! It only (de)serializes them; it must not judge whether one is a classcache archive.
 
-use crate::artifact::Platform;
+use crate::digest::Digest;
+use crate::platform::Platform;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: String,
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
@@ -26,7 +27,7 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    pub fn new(media_type: &str, digest: String, size: u64) -> Self {
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
         Self {
             media_type: media_type.to_string(),
             digest,
@@ -145,7 +146,7 @@ mod tests {
     #[test]
     fn index_adds_each_digest_once_and_infers_media_types() {
         let mut index = ImageIndex::empty();
-        let d = Descriptor::new(crate::media_types::OCI_MANIFEST, "sha256:aa".into(), 3);
+        let d = Descriptor::new(crate::media_types::OCI_MANIFEST, Digest::of(b"m"), 3);
         assert!(index.add_unique(d.clone()));
         assert!(!index.add_unique(d));
         assert_eq!(index.manifests.len(), 1);

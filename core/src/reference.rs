@@ -1,7 +1,7 @@
 //! Where an archive (or an image) lives: an OCI image-layout directory or a registry repository.
 //! It parses and prints references only; it must not touch the network or the file system.
 
-use crate::key::is_sha256_digest;
+use crate::digest::Digest;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -34,7 +34,7 @@ pub struct RegistryRef {
     /// Repository path, e.g. `team/app` (`library/app` on Docker Hub for one-part names).
     pub repository: String,
     pub tag: Option<String>,
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
 }
 
 /// Where archives are read from or written to: programs take either form interchangeably.
@@ -44,7 +44,7 @@ pub enum ArchiveLocation {
     Layout {
         dir: PathBuf,
         tag: Option<String>,
-        digest: Option<String>,
+        digest: Option<Digest>,
     },
     Registry(RegistryRef),
 }
@@ -72,10 +72,10 @@ fn is_valid_repository(repo: &str) -> bool {
 }
 
 /// Splits `x@sha256:<hex>` into `x` and the checked digest.
-fn split_digest<'a>(whole: &str, s: &'a str) -> Result<(&'a str, Option<String>), ReferenceError> {
+fn split_digest<'a>(whole: &str, s: &'a str) -> Result<(&'a str, Option<Digest>), ReferenceError> {
     match s.split_once('@') {
         None => Ok((s, None)),
-        Some((rest, digest)) if is_sha256_digest(digest) => Ok((rest, Some(digest.to_string()))),
+        Some((rest, digest)) if digest.parse::<Digest>().is_ok() => Ok((rest, digest.parse().ok())),
         Some((_, digest)) => Err(invalid(
             whole,
             format!("{digest:?} is not a sha256:<64 lower-case hex> digest"),
@@ -122,10 +122,10 @@ impl RegistryRef {
     }
 
     /// The same repository pinned to this digest.
-    pub fn with_digest(&self, digest: &str) -> RegistryRef {
+    pub fn with_digest(&self, digest: &Digest) -> RegistryRef {
         RegistryRef {
             tag: None,
-            digest: Some(digest.to_string()),
+            digest: Some(digest.clone()),
             ..self.clone()
         }
     }
@@ -140,11 +140,12 @@ impl RegistryRef {
     }
 
     /// What to ask the registry for: the digest when pinned, else the tag (`latest` if none).
-    pub fn reference_for_manifest(&self) -> &str {
-        self.digest
-            .as_deref()
-            .or(self.tag.as_deref())
-            .unwrap_or("latest")
+    pub fn reference_for_manifest(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
     }
 }
 
@@ -207,10 +208,10 @@ impl ArchiveLocation {
     }
 
     /// The digest the reference pins, if any.
-    pub fn digest(&self) -> Option<&str> {
+    pub fn digest(&self) -> Option<&Digest> {
         match self {
-            ArchiveLocation::Layout { digest, .. } => digest.as_deref(),
-            ArchiveLocation::Registry(r) => r.digest.as_deref(),
+            ArchiveLocation::Layout { digest, .. } => digest.as_ref(),
+            ArchiveLocation::Registry(r) => r.digest.as_ref(),
         }
     }
 }
@@ -289,7 +290,10 @@ mod tests {
             ("127.0.0.1:5000", "a/b")
         );
         assert_eq!(
-            (r.tag.as_deref(), r.digest.as_deref()),
+            (
+                r.tag.as_deref(),
+                r.digest.as_ref().map(Digest::to_string).as_deref()
+            ),
             (Some("v1"), Some(D))
         );
         assert_eq!(r.reference_for_manifest(), D);
@@ -324,7 +328,7 @@ mod tests {
         let l: ArchiveLocation = "oci:rel/dir".parse().unwrap();
         assert_eq!(l.tag(), None);
         let l: ArchiveLocation = format!("oci:d@{D}").parse().unwrap();
-        assert_eq!(l.digest(), Some(D));
+        assert_eq!(l.digest().map(Digest::to_string).as_deref(), Some(D));
         let l: ArchiveLocation = "localhost:5000/app:k".parse().unwrap();
         assert!(matches!(l, ArchiveLocation::Registry(_)));
     }

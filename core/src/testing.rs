@@ -1,5 +1,5 @@
 //! A sample archive config for the tests of every crate (feature `testing`).
-//! It builds test data only; no program may depend on it.
+//! It builds test data only (configs, deterministic bytes); no program may depend on it.
 
 use crate::artifact::{
     ArchiveConfig, ArchiveFile, ImageIdentity, JvmIdentity, Platform, CONFIG_SCHEMA_VERSION,
@@ -42,7 +42,9 @@ pub fn sample_config(
         },
         image: ImageIdentity {
             reference: image_reference.to_string(),
-            digest: image_digest.to_string(),
+            digest: image_digest
+                .parse()
+                .expect("sample configs name the image by sha256 digest"),
             entrypoint: vec![],
             cmd: vec![],
         },
@@ -57,4 +59,32 @@ pub fn sample_config(
         verification: None,
         created: "2026-01-01T00:00:00Z".into(),
     }
+}
+
+/// A xorshift64 generator: deterministic test data from a seed, the same in every crate.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// `len` deterministic bytes that gzip cannot shrink (so a layer is as big as its archive).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = XorShift::new(seed);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }

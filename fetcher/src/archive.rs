@@ -9,13 +9,13 @@ use crate::pull::{Availability, BlobRef, Node, COMPLETE_ONLY_HEADER};
 use crate::store::{PublishedRecord, StoreError};
 use bytes::Bytes;
 use classcache_core::artifact::{
-    parse_archive_config, parse_archive_manifest, ArtifactError, Platform,
+    parse_archive_config, parse_archive_manifest, pick_platform_archive, ArtifactError, Platform,
 };
 use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
 use classcache_core::oci::{ImageIndex, MediaTypeProbe};
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::{pick_platform_archive, RegistryError};
+use classcache_oci::registry::RegistryError;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -109,8 +109,7 @@ impl Archives {
         let whole = reference.to_string();
         let pinned: Digest = reference
             .digest
-            .as_deref()
-            .and_then(|d| d.parse().ok())
+            .clone()
             .ok_or_else(|| ArchiveError::NotPinned(whole.clone()))?;
         let store = &self.node.store;
         if let Some(record) = store.published(&pinned) {
@@ -146,12 +145,8 @@ impl Archives {
                         what: "index",
                         error: e.to_string(),
                     })?;
-                let entry = pick_platform_archive(&whole, &index, Some(&self.platform))?;
-                let child: Digest = entry.digest.parse().map_err(|_| ArtifactError::BadJson {
-                    reference: whole.clone(),
-                    what: "index",
-                    error: format!("entry digest {:?} is not sha256", entry.digest),
-                })?;
+                let entry = pick_platform_archive(&whole, &index, &self.platform)?;
+                let child = entry.digest.clone();
                 let bytes = self.small_object(&repo, &child, None).await?;
                 (child, bytes)
             } else {
@@ -159,26 +154,13 @@ impl Archives {
             };
         let manifest_ref = format!("{}/{}@{manifest_digest}", repo.registry, repo.repository);
         let manifest = parse_archive_manifest(&manifest_bytes, &manifest_ref)?;
-        let config_digest: Digest =
-            manifest
-                .config
-                .digest
-                .parse()
-                .map_err(|_| ArtifactError::BadJson {
-                    reference: manifest_ref.clone(),
-                    what: "manifest",
-                    error: format!("config digest {:?} is not sha256", manifest.config.digest),
-                })?;
+        let config_digest = manifest.config.digest.clone();
         let config_bytes = self
             .small_object(&repo, &config_digest, Some(&manifest.config))
             .await?;
         let config = parse_archive_config(&config_bytes, &manifest.config, &manifest_ref)?;
         let layer = &manifest.layers[0];
-        let layer_digest: Digest = layer.digest.parse().map_err(|_| ArtifactError::BadJson {
-            reference: manifest_ref.clone(),
-            what: "manifest",
-            error: format!("layer digest {:?} is not sha256", layer.digest),
-        })?;
+        let layer_digest = layer.digest.clone();
         let blob = BlobRef {
             repo: repo.clone(),
             digest: layer_digest.clone(),

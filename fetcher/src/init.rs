@@ -61,7 +61,8 @@ async fn run_all(job: &InitJob) -> Result<Vec<PathBuf>, InitError> {
                 })?;
         let digest = reference
             .digest
-            .clone()
+            .as_ref()
+            .map(ToString::to_string)
             .ok_or_else(|| InitError::NotPinned(archive.clone()))?;
         let answer = request(&http, job, &digest, archive).await?;
         let dest = job.dir.join(published_file_name(&digest));

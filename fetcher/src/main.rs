@@ -8,7 +8,6 @@ use classcache_core::paths::NODE_STORE_DIR;
 use classcache_core::podtemplate::cluster::{
     DeliveryMode, DEFAULT_INIT_TIMEOUT_SECS, FETCHER_PORT, NAMESPACE, PEERS_SERVICE,
 };
-use classcache_core::registry::{current_platform, RegistryClient, RegistryOptions};
 use classcache_fetcher::archive::Archives;
 use classcache_fetcher::init::{self, InitJob};
 use classcache_fetcher::metrics::Metrics;
@@ -17,6 +16,7 @@ use classcache_fetcher::pull::{Node, PullConfig};
 use classcache_fetcher::registry::Origin;
 use classcache_fetcher::serve::{router, ServeState};
 use classcache_fetcher::store::Store;
+use classcache_oci::registry::{RegistryClient, RegistryOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,7 +234,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let node = Node::new(config, store, peers, origin, metrics);
     let platform = match &args.platform {
         Some(p) => parse_platform(p)?,
-        None => current_platform(),
+        None => Platform::current(),
     };
     let archives = Archives::new(node, platform);
     let state = ServeState {

@@ -10,7 +10,7 @@ use crate::registry::Origin;
 use crate::store::{Partial, Store, StoreError};
 use bytes::Bytes;
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::RegistryError;
+use classcache_oci::registry::RegistryError;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};

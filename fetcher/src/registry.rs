@@ -5,7 +5,7 @@ use crate::digest::Digest;
 use bytes::Bytes;
 use classcache_core::oci::Descriptor;
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::{RegistryClient, RegistryError};
+use classcache_oci::registry::{RegistryClient, RegistryError};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -24,10 +24,7 @@ impl Origin {
         repo: &RegistryRef,
         digest: &Digest,
     ) -> Result<Bytes, RegistryError> {
-        let raw = self
-            .client
-            .get_manifest(&repo.with_digest(&digest.to_string()))
-            .await?;
+        let raw = self.client.get_manifest(&repo.with_digest(digest)).await?;
         Ok(raw.bytes)
     }
 
@@ -47,10 +44,7 @@ impl Origin {
         digest: &Digest,
         offset: u64,
     ) -> Result<BoxStream<'static, Result<Bytes, String>>, RegistryError> {
-        let blob = self
-            .client
-            .blob_stream(repo, &digest.to_string(), offset)
-            .await?;
+        let blob = self.client.blob_stream(repo, digest, offset).await?;
         // A registry that ignores Range sends everything: skip what we already have.
         let mut skip = offset - blob.offset.min(offset);
         Ok(blob

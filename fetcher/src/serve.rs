@@ -335,7 +335,7 @@ async fn archive(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if reference.digest.as_deref() != Some(d.as_str()) {
+    if reference.digest.as_ref().map(|p| p.to_string()).as_deref() != Some(d.as_str()) {
         return error(
             StatusCode::BAD_REQUEST,
             format!("the path names {d} but ref= pins {:?}", reference.digest),

@@ -10,11 +10,12 @@
 
 use crate::digest::Digest;
 use crate::metrics::{ErrorKind, Metrics};
-use classcache_core::artifact::{unpack_layer, ArchiveFile, ArtifactError};
+use classcache_core::artifact::{ArchiveFile, ArtifactError};
 use classcache_core::digest::Sha256Counter;
 use classcache_core::media_types::ARCHIVE_LAYER;
 use classcache_core::oci::Descriptor;
 use classcache_core::paths::{published_file_name, PUBLISHED_SUBDIR};
+use classcache_oci::archive_file::unpack_layer_to_file;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -231,7 +232,7 @@ impl Store {
     pub fn published_path(&self, pinned: &Digest) -> PathBuf {
         self.root
             .join(PUBLISHED_SUBDIR)
-            .join(published_file_name(&pinned.to_string()))
+            .join(published_file_name(pinned.as_str()))
     }
 
     fn record_path(&self, published_name: &str) -> PathBuf {
@@ -266,7 +267,7 @@ impl Store {
         if !path.exists() {
             return None;
         }
-        let record = self.read_record(&published_file_name(&pinned.to_string()))?;
+        let record = self.read_record(&published_file_name(pinned.as_str()))?;
         self.touch(&self.archive_path(&record.archive.sha256));
         Some(record)
     }
@@ -374,7 +375,7 @@ impl Store {
     ) -> Result<PathBuf, StoreError> {
         self.unpack(layer, record)?;
         let archive = self.archive_path(&record.archive.sha256);
-        let name = published_file_name(&pinned.to_string());
+        let name = published_file_name(pinned.as_str());
         // The record goes first, so that a published file always has one (see `recover`).
         let record_path = self.record_path(&name);
         let tmp = self.tmp_path("record");
@@ -416,8 +417,8 @@ impl Store {
             return Ok(());
         }
         self.make_room(record.archive.size)?;
-        let descriptor = Descriptor::new(ARCHIVE_LAYER, layer.to_string(), record.layer_size);
-        unpack_layer(
+        let descriptor = Descriptor::new(ARCHIVE_LAYER, layer.clone(), record.layer_size);
+        unpack_layer_to_file(
             layer_bytes,
             &descriptor,
             &record.archive,
@@ -677,7 +678,7 @@ mod tests {
                 .publish(&pinned, &layer, &record(&pinned, &layer, &gz, &file))
                 .unwrap();
             assert_eq!(fs::read(&path).unwrap(), b"archive bytes");
-            assert!(path.ends_with(published_file_name(&pinned.to_string())));
+            assert!(path.ends_with(published_file_name(pinned.as_str())));
             // A crash mid-download leaves a partial behind.
             let p = store.begin(&Digest::of(b"other"), 1).unwrap();
             std::mem::forget(p);

@@ -4,11 +4,8 @@
 
 mod support;
 
-use bytes::Bytes;
-use classcache_core::media_types;
-use classcache_core::oci::{Descriptor, ImageManifest};
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::RegistryClient;
+use classcache_oci::registry::RegistryClient;
 use support::local::{get, missing_reference, pinned_reference, LocalFetcher, BIN};
 use support::push_archive;
 
@@ -38,30 +35,15 @@ fn push_plain_image(repository: &str) -> String {
         .unwrap();
     rt.block_on(async {
         let client = RegistryClient::with_defaults().unwrap();
-        let config = Bytes::from_static(b"{}");
-        let config_desc = Descriptor::new(
-            media_types::OCI_CONFIG,
-            classcache_core::digest::sha256_digest(&config),
-            config.len() as u64,
-        );
-        client
-            .push_blob_bytes(&repo, &config_desc, config)
-            .await
-            .unwrap();
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: Some(media_types::OCI_MANIFEST.into()),
-            artifact_type: None,
-            config: config_desc,
-            layers: vec![],
-            subject: None,
-            annotations: Default::default(),
-        };
-        let body = Bytes::from(serde_json::to_vec(&manifest).unwrap());
-        let digest = client
-            .put_manifest(&repo.with_tag("plain"), media_types::OCI_MANIFEST, body)
-            .await
-            .unwrap();
+        let digest = classcache_oci::testing::push_minimal_image(
+            &client,
+            &repo.with_tag("plain"),
+            &serde_json::json!({}),
+            &[],
+        )
+        .await
+        .unwrap()
+        .digest;
         format!("{}@{digest}", repo)
     })
 }

@@ -4,11 +4,13 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use classcache_core::artifact::{ArchiveConfig, Platform};
-use classcache_core::layout::OciLayout;
+use classcache_core::digest::Digest;
 use classcache_core::media_types;
-use classcache_core::oci::{Descriptor, ImageIndex, ANNOTATION_CREATED};
+use classcache_core::oci::{Descriptor, ANNOTATION_CREATED};
 use classcache_core::reference::{ArchiveLocation, RegistryRef};
-use classcache_core::registry::{RegistryClient, RegistryOptions};
+use classcache_oci::content::{archive_configs, ContentRef};
+use classcache_oci::layout::OciLayout;
+use classcache_oci::registry::{RegistryClient, RegistryOptions};
 use std::collections::HashMap;
 
 use crate::cli::RegistryArgs;
@@ -21,7 +23,7 @@ pub struct ResolvedArchive {
     pub reference: String,
     pub configs: Vec<ArchiveConfig>,
     /// The image digest the archive was found from (an index or a manifest), to pin the image.
-    pub image_digest: Option<String>,
+    pub image_digest: Option<Digest>,
     /// What the user should know about this choice.
     pub notes: Vec<String>,
 }
@@ -42,8 +44,8 @@ impl ResolvedArchive {
                 "{}: the archives for {} and {} need different run-time options ({:?} vs {:?}); one pod template \
                  cannot serve both: train both platforms with the same options",
                 self.reference,
-                platform_name(&first.platform),
-                platform_name(&other.platform),
+                first.platform,
+                other.platform,
                 first.runtime_options,
                 other.runtime_options
             );
@@ -66,13 +68,6 @@ impl ResolvedArchive {
             .collect();
         repos.dedup();
         repos
-    }
-}
-
-pub fn platform_name(p: &Platform) -> String {
-    match &p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
     }
 }
 
@@ -113,47 +108,34 @@ impl Resolver {
         if let Some(found) = self.explicit.get(reference) {
             return Ok(found.clone());
         }
-        let location: ArchiveLocation = reference.parse().map_err(|e| anyhow!("--archive: {e}"))?;
+        let location: ArchiveLocation = reference.parse().context("--archive")?;
         let resolved = match location {
             ArchiveLocation::Layout { dir, tag, digest } => {
                 let layout =
-                    OciLayout::open(&dir).map_err(|e| anyhow!("--archive {reference}: {e}"))?;
-                let raw = layout
-                    .get_manifest(tag.as_deref(), digest.as_deref())
-                    .map_err(|e| anyhow!("--archive {reference}: {e}"))?;
-                let platforms = index_platforms(&raw.media_type, &raw.bytes, reference)?;
-                let mut configs = vec![];
-                for platform in platforms {
-                    let fetched = layout
-                        .fetch_archive(None, Some(&raw.digest), platform.as_ref())
-                        .map_err(|e| anyhow!("--archive {reference}: {e}"))?;
-                    configs.push(fetched.config);
-                }
+                    OciLayout::open(&dir).with_context(|| format!("--archive {reference}"))?;
+                let named = layout
+                    .content_ref(tag.as_deref(), digest.as_ref())
+                    .with_context(|| format!("--archive {reference}"))?;
+                let (digest, configs) = archive_configs(&layout, &named)
+                    .await
+                    .with_context(|| format!("--archive {reference}"))?;
                 ResolvedArchive {
-                    reference: format!("oci:{}@{}", dir.display(), raw.digest),
+                    reference: format!("oci:{}@{digest}", dir.display()),
                     configs,
                     image_digest: None,
                     notes: vec![],
                 }
             }
             ArchiveLocation::Registry(r) => {
-                let client = self.client()?;
-                let raw = client
-                    .get_manifest(&r)
+                let (source, named) = self
+                    .client()?
+                    .source_for(&r)
+                    .with_context(|| format!("--archive {reference}"))?;
+                let (digest, configs) = archive_configs(&source, &named)
                     .await
-                    .map_err(|e| anyhow!("--archive {reference}: {e}"))?;
-                let pinned = r.repository_only().with_digest(&raw.digest);
-                let platforms = index_platforms(&raw.media_type, &raw.bytes, reference)?;
-                let mut configs = vec![];
-                for platform in platforms {
-                    let fetched = client
-                        .fetch_archive(&pinned, platform.as_ref())
-                        .await
-                        .map_err(|e| anyhow!("--archive {reference}: {e}"))?;
-                    configs.push(fetched.config);
-                }
+                    .with_context(|| format!("--archive {reference}"))?;
                 ResolvedArchive {
-                    reference: pinned.to_string(),
+                    reference: r.repository_only().with_digest(&digest).to_string(),
                     configs,
                     image_digest: None,
                     notes: vec![],
@@ -189,7 +171,7 @@ impl Resolver {
         let resolved = client
             .resolve_image(&image_ref)
             .await
-            .map_err(|e| anyhow!("image {image}: {e}"))?;
+            .with_context(|| format!("image {image}"))?;
         let covered = archive.configs.iter().any(|c| {
             resolved.manifests.iter().any(|m| {
                 m.platform.as_ref().is_some_and(|p| {
@@ -202,12 +184,12 @@ impl Resolver {
                 .manifests
                 .iter()
                 .filter_map(|m| m.platform.as_ref())
-                .map(platform_name)
+                .map(Platform::to_string)
                 .collect();
             let want: Vec<String> = archive
                 .configs
                 .iter()
-                .map(|c| platform_name(&c.platform))
+                .map(|c| c.platform.to_string())
                 .collect();
             bail!(
                 "archive {} is for {} but image {image} runs on {}; build the archive on the image's platform (classcache-build \
@@ -228,7 +210,7 @@ impl Resolver {
                 "archive {} was trained on another build of the image ({}), not on {image} ({}); the JVM will skip it \
                  if the class path changed: train on this build, or pin the image to the trained digest",
                 archive.reference,
-                archive.configs.iter().map(|c| c.image.digest.as_str()).collect::<Vec<_>>().join(", "),
+                archive.configs.iter().map(|c| c.image.digest.to_string()).collect::<Vec<_>>().join(", "),
                 resolved.digest
             )
         }))
@@ -246,12 +228,12 @@ impl Resolver {
     }
 
     async fn look_up_image(&mut self, image: &str) -> Result<Option<ResolvedArchive>> {
-        let r: RegistryRef = image.parse().map_err(|e| anyhow!("image {image:?}: {e}"))?;
+        let r: RegistryRef = image.parse().with_context(|| format!("image {image:?}"))?;
         let client = self.client()?;
         let resolved = client
             .resolve_image(&r)
             .await
-            .map_err(|e| anyhow!("image {image}: {e}"))?;
+            .with_context(|| format!("image {image}"))?;
         let repo = r.repository_only();
         let mut notes = vec![];
         // A multi-platform image: an index of its per-platform archives hangs off the image index.
@@ -259,23 +241,19 @@ impl Resolver {
             let entries = client
                 .find_archives(&repo, &resolved.digest)
                 .await
-                .map_err(|e| anyhow!("image {image}: {e}"))?;
+                .with_context(|| format!("image {image}"))?;
             if let Some(entry) = newest(
                 entries
                     .iter()
                     .filter(|d| media_types::is_index(&d.media_type)),
             ) {
                 let pinned = repo.with_digest(&entry.digest);
-                let raw = client.get_manifest(&pinned).await?;
-                let mut configs = vec![];
-                for platform in index_platforms(&raw.media_type, &raw.bytes, &pinned.to_string())? {
-                    configs.push(
-                        client
-                            .fetch_archive(&pinned, platform.as_ref())
-                            .await?
-                            .config,
-                    );
-                }
+                let (_, configs) = archive_configs(
+                    &client.source(&repo),
+                    &ContentRef::Digest(entry.digest.clone()),
+                )
+                .await
+                .with_context(|| format!("image {image}: its archive index {pinned}"))?;
                 return Ok(Some(ResolvedArchive {
                     reference: pinned.to_string(),
                     configs,
@@ -289,7 +267,7 @@ impl Resolver {
             let entries = client
                 .find_archives(&repo, &m.digest)
                 .await
-                .map_err(|e| anyhow!("image {image}: {e}"))?;
+                .with_context(|| format!("image {image}"))?;
             if let (Some(entry), Some(p)) = (newest(entries.iter()), &m.platform) {
                 per_platform.push((p.clone(), entry.clone()));
             }
@@ -302,13 +280,13 @@ impl Resolver {
             .iter()
             .filter_map(|m| m.platform.as_ref())
             .filter(|p| !per_platform.iter().any(|(q, _)| q == *p))
-            .map(platform_name)
+            .map(Platform::to_string)
             .collect();
         if per_platform.len() > 1 || !missing.is_empty() {
             notes.push(format!(
                 "the archive covers {} only{}; pods on other platforms start without it: build an archive per platform \
                  and an index of them (classcache-build), then enable again",
-                platform_name(&platform),
+                platform,
                 if missing.is_empty() { String::new() } else { format!(" (no archive for {})", missing.join(", ")) }
             ));
         }
@@ -316,7 +294,7 @@ impl Resolver {
         let fetched = client
             .fetch_archive(&pinned, Some(&platform))
             .await
-            .map_err(|e| anyhow!("image {image}: {e}"))?;
+            .with_context(|| format!("image {image}"))?;
         Ok(Some(ResolvedArchive {
             reference: pinned.to_string(),
             configs: vec![fetched.config],
@@ -324,30 +302,6 @@ impl Resolver {
             notes,
         }))
     }
-}
-
-/// The platforms of an index of per-platform archives (`[None]` for a single archive manifest).
-fn index_platforms(
-    media_type: &str,
-    bytes: &[u8],
-    reference: &str,
-) -> Result<Vec<Option<Platform>>> {
-    if !media_types::is_index(media_type) {
-        return Ok(vec![None]);
-    }
-    let index: ImageIndex = serde_json::from_slice(bytes).map_err(|e| {
-        anyhow!("{reference}: the archive index is not valid JSON ({e}); push it again")
-    })?;
-    let platforms: Vec<Option<Platform>> = index
-        .manifests
-        .iter()
-        .filter_map(|d| d.platform.clone())
-        .map(Some)
-        .collect();
-    if platforms.is_empty() {
-        bail!("{reference} is an index without platform entries; point --archive at an archive or an index of per-platform archives");
-    }
-    Ok(platforms)
 }
 
 /// The most recently created of several archives (RFC 3339 `created` annotations sort as text).

@@ -13,7 +13,7 @@ use kube::core::Request;
 use kube::{Client, Config};
 use serde_json::{json, Value};
 
-use crate::archive::{platform_name, Resolver};
+use crate::archive::Resolver;
 use crate::cli::{ClusterArgs, DryRun, InstallArgs, Output, StatusArgs, TargetArgs, UninstallArgs};
 use crate::manifest::render;
 use crate::plan::{plan_for, EnableSettings, Planned};
@@ -113,7 +113,7 @@ impl Cluster {
         let server = config.cluster_url.to_string();
         let namespace = config.default_namespace.clone();
         let client = Client::try_from(config)
-            .map_err(|e| anyhow!("cannot set up a client for {server}: {e}"))?;
+            .with_context(|| format!("cannot set up a client for {server}"))?;
         Ok(Cluster {
             client,
             server,
@@ -577,7 +577,7 @@ pub async fn status(args: &StatusArgs, report: &mut Report) -> Result<()> {
                 Ok(a) => a
                     .configs
                     .iter()
-                    .map(|c| json!({"platform": platform_name(&c.platform), "kind": c.kind.as_str(), "jvm": c.jvm.build, "key": c.key.as_str()}))
+                    .map(|c| json!({"platform": c.platform.to_string(), "kind": c.kind.as_str(), "jvm": c.jvm.build, "key": c.key.as_str()}))
                     .collect(),
                 Err(e) => vec![json!({"error": format!("{e:#}")})],
             };

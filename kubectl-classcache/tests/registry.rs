@@ -3,35 +3,28 @@
 
 mod common;
 
-use bytes::Bytes;
-use classcache_core::digest::sha256_digest;
-use classcache_core::media_types;
-use classcache_core::oci::Descriptor;
+use classcache_core::digest::Digest;
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::{RegistryClient, RegistryOptions};
+use classcache_oci::registry::{RegistryClient, RegistryOptions};
 use common::*;
 use serde_json::json;
 
 /// Pushes a minimal single-platform image (config only, no layers) and returns its digest.
-async fn push_image(client: &RegistryClient, image: &RegistryRef) -> String {
-    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
-    let config_desc = Descriptor::new(
-        media_types::OCI_CONFIG,
-        sha256_digest(&config),
-        config.len() as u64,
-    );
-    client
-        .push_blob_bytes(&image.repository_only(), &config_desc, Bytes::from(config))
-        .await
-        .unwrap();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2, "mediaType": media_types::OCI_MANIFEST, "config": config_desc, "layers": []
-    }))
-    .unwrap();
-    client
-        .put_manifest(image, media_types::OCI_MANIFEST, Bytes::from(manifest))
+async fn push_image(client: &RegistryClient, image: &RegistryRef) -> Digest {
+    push_built_image(client, image, json!({})).await
+}
+
+/// Like [`push_image`], with `config` as the image's run config (another build of the image).
+async fn push_built_image(
+    client: &RegistryClient,
+    image: &RegistryRef,
+    config: serde_json::Value,
+) -> Digest {
+    let config = json!({"architecture": "amd64", "os": "linux", "config": config, "rootfs": {"type": "layers", "diff_ids": []}});
+    classcache_oci::testing::push_minimal_image(client, image, &config, &[])
         .await
         .unwrap()
+        .digest
 }
 
 fn manifest(image: &str, other: &str) -> String {
@@ -65,7 +58,7 @@ fn enable_finds_the_images_archive_in_the_registry() {
         let pushed = client
             .push_archive(
                 &image_ref,
-                archive_config(&image, &image_digest, &[], &[]),
+                archive_config(&image, image_digest.as_str(), &[], &[]),
                 &file,
                 None,
             )
@@ -93,7 +86,7 @@ fn enable_finds_the_images_archive_in_the_registry() {
         t["spec"]["containers"][0]["env"][0]["value"],
         format!(
             "-XX:SharedArchiveFile=/classcache/{} -Xshare:auto",
-            archive_digest.replace(':', "-")
+            archive_digest.to_string().replace(':', "-")
         )
     );
     assert!(
@@ -151,18 +144,30 @@ fn an_explicit_archive_is_checked_against_the_image() {
         let image_ref: RegistryRef = image.parse().unwrap();
         let digest = push_image(&client, &image_ref).await;
         // Another build: same platform, different content (so a different digest).
-        let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "config": {"Env": ["BUILD=2"]}, "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
-        let config_desc = Descriptor::new(media_types::OCI_CONFIG, sha256_digest(&config), config.len() as u64);
-        client.push_blob_bytes(&image_ref.repository_only(), &config_desc, Bytes::from(config)).await.unwrap();
-        let manifest = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": media_types::OCI_MANIFEST, "config": config_desc, "layers": []})).unwrap();
-        client.put_manifest(&rebuilt.parse().unwrap(), media_types::OCI_MANIFEST, Bytes::from(manifest)).await.unwrap();
+        push_built_image(
+            &client,
+            &rebuilt.parse().unwrap(),
+            json!({"Env": ["BUILD=2"]}),
+        )
+        .await;
 
         let file = tmp.path().join("app.jsa");
         std::fs::write(&file, b"archive bytes".repeat(100)).unwrap();
-        let amd64 = client.push_archive(&image_ref, archive_config(&image, &digest, &[], &[]), &file, None).await.unwrap();
-        let mut arm = archive_config(&image, &digest, &["java"], &[]);
+        let amd64 = client
+            .push_archive(
+                &image_ref,
+                archive_config(&image, digest.as_str(), &[], &[]),
+                &file,
+                None,
+            )
+            .await
+            .unwrap();
+        let mut arm = archive_config(&image, digest.as_str(), &["java"], &[]);
         arm.platform.architecture = "arm64".into();
-        let arm64 = client.push_archive(&image_ref, arm, &file, None).await.unwrap();
+        let arm64 = client
+            .push_archive(&image_ref, arm, &file, None)
+            .await
+            .unwrap();
         (amd64.reference, arm64.reference)
     });
 

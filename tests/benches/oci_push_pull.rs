@@ -7,6 +7,7 @@
 #[path = "../tests/oci_support.rs"]
 mod oci_support;
 
+use classcache_core::digest::Digest;
 use classcache_core::key::ArchiveKind;
 use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
@@ -39,8 +40,12 @@ fn child(args: &[String]) {
     let started = Instant::now();
     match args[0].as_str() {
         "push" => {
-            let (repo, archive, subject_digest, subject_size) =
-                (&args[1], &args[2], &args[3], args[4].parse().unwrap());
+            let (repo, archive, subject_digest, subject_size) = (
+                &args[1],
+                &args[2],
+                &args[3].parse::<Digest>().unwrap(),
+                args[4].parse().unwrap(),
+            );
             let repo: RegistryRef = repo.parse().unwrap();
             let subject = Descriptor::new(
                 media_types::OCI_MANIFEST,
@@ -109,7 +114,7 @@ fn main() {
         "push",
         &repo.to_string(),
         archive.to_str().unwrap(),
-        &subject.digest,
+        subject.digest.as_str(),
         &subject.size.to_string(),
     ]);
     let config = archive_config(

@@ -4,10 +4,10 @@
 mod oci_support;
 
 use classcache_core::key::ArchiveKind;
-use classcache_core::layout::OciLayout;
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::ReferrersUpdate;
-use classcache_core::store::{copy_layout_archive_to_registry, ArchiveStore};
+use classcache_oci::layout::OciLayout;
+use classcache_oci::registry::ReferrersUpdate;
+use classcache_oci::store::{copy_layout_archive_to_registry, ArchiveStore};
 use oci_support::*;
 
 fn skopeo(h: &classcache_e2e::Harness, args: &[&str]) -> String {

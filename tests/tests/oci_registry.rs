@@ -4,12 +4,13 @@
 mod oci_support;
 
 use classcache_core::artifact::{self, ArtifactError, Platform};
-use classcache_core::docker_config::Credentials;
+use classcache_core::digest::Digest;
 use classcache_core::key::ArchiveKind;
 use classcache_core::media_types;
 use classcache_core::oci::{Descriptor, ImageManifest};
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::{
+use classcache_oci::docker_config::Credentials;
+use classcache_oci::registry::{
     fallback_tag, ReferrersUpdate, RegistryClient, RegistryError, RegistryOptions,
 };
 use oci_support::*;
@@ -167,7 +168,7 @@ async fn a_150_mb_archive_is_pushed_found_through_the_fallback_index_and_pulled_
 }
 
 /// sha256 of a blob stream's bytes past `skip`, and how many bytes the stream had in all.
-async fn hash_stream(mut blob: classcache_core::registry::BlobStream, skip: u64) -> (String, u64) {
+async fn hash_stream(mut blob: classcache_oci::registry::BlobStream, skip: u64) -> (String, u64) {
     use futures_util::StreamExt;
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
@@ -181,7 +182,7 @@ async fn hash_stream(mut blob: classcache_core::registry::BlobStream, skip: u64)
     (hex::encode(hasher.finalize()), seen)
 }
 
-async fn config_size(client: &RegistryClient, repo: &RegistryRef, manifest_digest: &str) -> u64 {
+async fn config_size(client: &RegistryClient, repo: &RegistryRef, manifest_digest: &Digest) -> u64 {
     let raw = client
         .get_manifest(&repo.with_digest(manifest_digest))
         .await
@@ -229,7 +230,8 @@ async fn a_corrupted_blob_in_the_registry_is_detected_and_nothing_is_written() {
     );
     let message = err.to_string();
     assert!(
-        message.contains(&pushed.manifest_digest) && message.contains("push the archive again"),
+        message.contains(pushed.manifest_digest.as_str())
+            && message.contains("push the archive again"),
         "{message}"
     );
     assert!(
@@ -258,8 +260,13 @@ async fn a_failed_push_leaves_no_tag() {
     let src = dir.path().join("app.jsa");
     write_archive_like(&src, 2 * 1024 * 1024, 99 + std::process::id() as u64);
     let config = archive_config("app", &subject.digest, ArchiveKind::DynamicCds, "failed");
-    let prepared =
-        artifact::prepare_archive(config.clone(), &src, subject.clone(), dir.path()).unwrap();
+    let prepared = classcache_oci::archive_file::prepare_archive(
+        config.clone(),
+        &src,
+        subject.clone(),
+        dir.path(),
+    )
+    .unwrap();
     // The packed layer changes on disk before the upload: the registry refuses the blob.
     let mut layer = std::fs::read(prepared.layer_file.path()).unwrap();
     layer[100] ^= 1;
@@ -287,7 +294,7 @@ async fn a_failed_push_leaves_no_tag() {
         .is_empty());
 
     // An archive for an image that is not in the repository is refused before any upload.
-    let other = format!("sha256:{}", "e".repeat(64));
+    let other: Digest = format!("sha256:{}", "e".repeat(64)).parse().unwrap();
     let err = client
         .push_archive(
             &repo,
@@ -314,7 +321,7 @@ async fn pull_error(
 ) -> String {
     let config_desc = Descriptor::new(
         media_types::ARCHIVE_CONFIG,
-        classcache_core::digest::sha256_digest(config),
+        classcache_core::digest::Digest::of(config),
         config.len() as u64,
     );
     client
@@ -324,7 +331,7 @@ async fn pull_error(
     let layer = b"not really a layer".to_vec();
     let layer_desc = Descriptor::new(
         media_types::ARCHIVE_LAYER,
-        classcache_core::digest::sha256_digest(&layer),
+        classcache_core::digest::Digest::of(&layer),
         layer.len() as u64,
     );
     client
@@ -707,7 +714,7 @@ async fn an_index_of_per_platform_archives_hangs_off_a_multi_platform_image() {
     let body = serde_json::to_vec(&image_index).unwrap();
     let image_index_desc = Descriptor::new(
         media_types::OCI_INDEX,
-        classcache_core::digest::sha256_digest(&body),
+        classcache_core::digest::Digest::of(&body),
         body.len() as u64,
     );
     client
@@ -738,7 +745,7 @@ async fn an_index_of_per_platform_archives_hangs_off_a_multi_platform_image() {
         ));
         sources.insert(arch, src);
     }
-    let store = classcache_core::store::ArchiveStore::open(
+    let store = classcache_oci::store::ArchiveStore::open(
         &classcache_core::reference::ArchiveLocation::Registry(repo.clone()),
         &client,
         false,

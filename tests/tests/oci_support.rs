@@ -3,12 +3,12 @@
 #![allow(dead_code)]
 
 use classcache_core::artifact::ArchiveConfig;
+use classcache_core::digest::Digest;
 use classcache_core::key::ArchiveKind;
-use classcache_core::media_types;
-use classcache_core::oci::{Descriptor, ImageManifest};
+use classcache_core::oci::Descriptor;
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::{RegistryClient, RegistryOptions};
 use classcache_core::testing::sample_config;
+use classcache_oci::registry::{RegistryClient, RegistryOptions};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -64,19 +64,19 @@ pub fn write_archive_like(path: &Path, size: u64, seed: u64) {
 
 /// Lower-case hex sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> String {
-    classcache_core::digest::sha256_file_hex(path).expect("read file to hash")
+    classcache_oci::verified::sha256_file_hex(path).expect("read file to hash")
 }
 
 /// A config as the CI build writes it, for an image digest; `variant` changes the key.
 pub fn archive_config(
     image: &str,
-    image_digest: &str,
+    image_digest: &Digest,
     kind: ArchiveKind,
     variant: &str,
 ) -> ArchiveConfig {
     sample_config(
         image,
-        image_digest,
+        image_digest.as_str(),
         kind,
         &[format!("-Dclasscache.test={variant}")],
     )
@@ -90,50 +90,18 @@ pub async fn push_subject_image(
     salt: &str,
 ) -> Descriptor {
     let layer = format!("layer of {salt}").into_bytes();
-    let layer_desc = Descriptor::new(
-        "application/vnd.oci.image.layer.v1.tar",
-        classcache_core::digest::sha256_digest(&layer),
-        layer.len() as u64,
-    );
-    let config = format!(r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"salt":"{salt}"}}}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#, layer_desc.digest).into_bytes();
-    let config_desc = Descriptor::new(
-        media_types::OCI_CONFIG,
-        classcache_core::digest::sha256_digest(&config),
-        config.len() as u64,
-    );
-    client
-        .push_blob_bytes(repo, &layer_desc, layer.into())
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Labels": {"salt": salt}},
+        "rootfs": {"type": "layers", "diff_ids": [Digest::of(&layer).to_string()]},
+    });
+    classcache_oci::testing::push_minimal_image(client, &repo.with_tag("app"), &config, &[&layer])
         .await
-        .expect("push image layer");
-    client
-        .push_blob_bytes(repo, &config_desc, config.into())
-        .await
-        .expect("push image config");
-    let manifest = ImageManifest {
-        schema_version: 2,
-        media_type: Some(media_types::OCI_MANIFEST.into()),
-        artifact_type: None,
-        config: config_desc,
-        layers: vec![layer_desc],
-        subject: None,
-        annotations: Default::default(),
-    };
-    let body = serde_json::to_vec(&manifest).expect("manifest serializes");
-    let size = body.len() as u64;
-    let digest = client
-        .put_manifest(
-            &repo.with_tag("app"),
-            media_types::OCI_MANIFEST,
-            body.into(),
-        )
-        .await
-        .expect("push image manifest");
-    Descriptor::new(media_types::OCI_MANIFEST, digest, size)
+        .expect("push the subject image")
 }
 
 /// The file holding a blob in the harness registry's storage (filesystem driver layout).
-pub fn registry_blob_file(harness_dir: &Path, digest: &str) -> PathBuf {
-    let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+pub fn registry_blob_file(harness_dir: &Path, digest: &Digest) -> PathBuf {
+    let hex = digest.hex();
     harness_dir
         .join("registry/data/docker/registry/v2/blobs/sha256")
         .join(&hex[..2])

@@ -16,9 +16,9 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use bytes::Bytes;
-use classcache_core::docker_config::{Credentials, DockerConfig};
 use classcache_core::jvm::{self, java_tool_options};
 use classcache_core::reference::RegistryRef;
+use classcache_oci::docker_config::{Credentials, DockerConfig};
 use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

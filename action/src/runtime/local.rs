@@ -364,7 +364,7 @@ fn list_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Lower-case hex sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    classcache_core::digest::sha256_file_hex(path)
+    classcache_oci::verified::sha256_file_hex(path)
         .with_context(|| format!("cannot read {}", path.display()))
 }
 

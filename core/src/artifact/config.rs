@@ -1,8 +1,11 @@
 //! The archive artifact's config: the JSON that says which JVM, image and platform an archive
 //! is for and how a JVM uses it. It defines and (de)serializes the config; it must not do I/O.
 
+use crate::digest::Digest;
 use crate::key::{AgentIdentity, ArchiveKey, ArchiveKind};
 use serde::{Deserialize, Serialize};
+
+pub use crate::platform::Platform;
 
 /// Version of [`ArchiveConfig`]'s schema; readers refuse a config with a newer one.
 pub const CONFIG_SCHEMA_VERSION: u32 = 1;
@@ -50,20 +53,11 @@ pub struct JvmIdentity {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct ImageIdentity {
     /// The image reference the build was given (for people; the digest is what counts).
     pub reference: String,
     /// The platform manifest digest: the artifact's `subject`.
-    pub digest: String,
+    pub digest: Digest,
     /// The entrypoint and command of the training run, to warn when a workload differs.
     #[serde(default)]
     pub entrypoint: Vec<String>,

@@ -8,9 +8,8 @@ use super::{
 use crate::digest::{HashingReader, HashingWriter, Sha256Counter};
 use crate::media_types;
 use crate::oci::Descriptor;
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
 
 /// What packing an archive into a layer produced: the layer's descriptor and the archive's
 /// uncompressed size and sha256.
@@ -27,21 +26,17 @@ fn check_archive_name(name: &str) -> Result<(), ArtifactError> {
     Ok(())
 }
 
-/// Writes the layer (a tar holding `archive` as `name`, gzip-compressed) to `out`, streaming:
-/// memory stays at a few buffers whatever the archive's size. The layer's digest and size and
-/// the archive's sha256 and size are computed while the bytes pass.
-pub fn pack_layer<W: Write>(
-    archive: &Path,
+/// Writes the layer (a tar holding the `size` bytes read from `archive` as `name`,
+/// gzip-compressed) to `out`, streaming: memory stays at a few buffers whatever the archive's
+/// size. The layer's digest and size and the archive's sha256 and size are computed while the
+/// bytes pass; an archive that yields fewer than `size` bytes is refused.
+pub fn pack_layer<R: Read, W: Write>(
+    archive: R,
+    size: u64,
     name: &str,
     out: W,
 ) -> Result<(W, PackedLayer), ArtifactError> {
     check_archive_name(name)?;
-    let unreadable = |source| ArtifactError::ArchiveUnreadable {
-        path: archive.to_path_buf(),
-        source,
-    };
-    let file = File::open(archive).map_err(unreadable)?;
-    let size = file.metadata().map_err(unreadable)?.len();
     let write_err = |source| ArtifactError::Write {
         path: PathBuf::from("<layer>"),
         source,
@@ -58,16 +53,17 @@ pub fn pack_layer<W: Write>(
     header.set_mtime(0);
     header.set_entry_type(tar::EntryType::Regular);
     header.set_cksum();
-    let mut reader = HashingReader::new(BufReader::with_capacity(256 * 1024, file).take(size));
-    tar.append(&header, &mut reader).map_err(write_err)?;
+    let mut reader = HashingReader::new(archive.take(size));
+    let appended = tar.append(&header, &mut reader);
     let (_, archive_counter) = reader.into_parts();
     if archive_counter.len() != size {
         return Err(ArtifactError::ArchiveChanged {
-            path: archive.to_path_buf(),
+            name: name.to_string(),
             expected: size,
             actual: archive_counter.len(),
         });
     }
+    appended.map_err(write_err)?;
     let gz = tar.into_inner().map_err(write_err)?;
     let counted = gz.finish().map_err(write_err)?;
     let (out, layer_counter) = counted.into_parts();
@@ -93,36 +89,24 @@ pub fn pack_layer<W: Write>(
     ))
 }
 
-/// Reads a layer from `layer` (streamed, one pass) and writes its archive to `dest` atomically:
-/// a temporary file beside `dest`, checked against the layer descriptor's digest and size and
-/// the archive's sha256 and size, fsynced, then renamed; on any mismatch `dest` is untouched.
-pub fn unpack_layer<R: Read>(
+/// Reads a layer from `layer` (streamed, one pass) and writes its archive file to `out`,
+/// checking the layer descriptor's digest and size and the archive's sha256 and size. On an
+/// error `out` holds bytes that must not be used: callers write to a temporary file and give it
+/// its name only on success (see `classcache_oci::verified`).
+pub fn unpack_layer<R: Read, W: Write>(
     layer: R,
     layer_descriptor: &Descriptor,
     archive: &ArchiveFile,
-    dest: &Path,
+    out: W,
     reference: &str,
-) -> Result<(), ArtifactError> {
+) -> Result<W, ArtifactError> {
     check_archive_name(&archive.name)?;
     let bad = |problem: String| ArtifactError::BadLayer {
         reference: reference.to_string(),
         problem,
     };
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let write_err = |source| ArtifactError::Write {
-        path: dest.to_path_buf(),
-        source,
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".classcache-partial-")
-        .tempfile_in(dir)
-        .map_err(write_err)?;
-
     let mut hashed_layer = HashingReader::new(layer);
-    let extracted = extract_single_file(&mut hashed_layer, archive, temp.as_file_mut(), reference);
+    let extracted = extract_single_file(&mut hashed_layer, archive, out, reference);
     // The gzip trailer and any padding count towards the layer digest too; reading to the end
     // even after a decoding error lets a corrupted blob be reported as what it is.
     let drained = io::copy(&mut hashed_layer, &mut io::sink());
@@ -141,7 +125,7 @@ pub fn unpack_layer<R: Read>(
             layer_counter.finish_digest(),
         )?;
     }
-    let archive_counter = extracted?;
+    let (out, archive_counter) = extracted?;
     drained.map_err(|e| bad(format!("could not be read to its end ({e})")))?;
     check_size(
         reference,
@@ -149,29 +133,28 @@ pub fn unpack_layer<R: Read>(
         archive.size,
         archive_counter.len(),
     )?;
+    let expected = crate::digest::Digest::from_hex(&archive.sha256).map_err(|_| {
+        bad(format!(
+            "config names the archive sha256 {:?}, not 64 lower-case hex digits",
+            archive.sha256
+        ))
+    })?;
     check_digest(
         reference,
         "archive file",
-        &format!("sha256:{}", archive.sha256),
+        &expected,
         archive_counter.finish_digest(),
     )?;
-
-    temp.as_file().sync_all().map_err(write_err)?;
-    temp.persist(dest).map_err(|e| write_err(e.error))?;
-    if let Ok(d) = File::open(dir) {
-        // Makes the rename durable; not every file system supports fsync on a directory.
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(out)
 }
 
 /// Decompresses the layer and copies its one file, `archive.name`, to `out`.
-fn extract_single_file<R: Read>(
+fn extract_single_file<R: Read, W: Write>(
     layer: R,
     archive: &ArchiveFile,
-    out: &mut File,
+    out: W,
     reference: &str,
-) -> Result<Sha256Counter, ArtifactError> {
+) -> Result<(W, Sha256Counter), ArtifactError> {
     let bad = |problem: String| ArtifactError::BadLayer {
         reference: reference.to_string(),
         problem,
@@ -199,7 +182,7 @@ fn extract_single_file<R: Read>(
     io::copy(&mut entry, &mut writer)
         .map_err(|e| bad(format!("could not be decompressed ({e})")))?;
     let (buffered, counter) = writer.into_parts();
-    buffered
+    let out = buffered
         .into_inner()
         .map_err(|e| bad(format!("could not be written ({})", e.error())))?;
     if let Some(next) = entries.next() {
@@ -208,5 +191,5 @@ fn extract_single_file<R: Read>(
             .and_then(|e| e.path().ok().map(|p| p.to_string_lossy().into_owned()));
         return Err(bad(format!("holds more than one file (also {name:?})")));
     }
-    Ok(counter)
+    Ok((out, counter))
 }

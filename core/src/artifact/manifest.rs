@@ -1,28 +1,26 @@
 //! The archive artifact's manifest and the index of per-platform archives: building them, and
 //! parsing and checking what is read back. It must not fetch anything.
 
-use super::pack_layer;
 use super::{
-    check_blob, parse_json, ArchiveConfig, ArtifactError, ANNOTATION_JVM_BUILD, ANNOTATION_KEY,
-    ANNOTATION_KIND, ANNOTATION_PLATFORM, CONFIG_SCHEMA_VERSION,
+    check_blob, parse_json, ArchiveConfig, ArtifactError, PackedLayer, ANNOTATION_JVM_BUILD,
+    ANNOTATION_KEY, ANNOTATION_KIND, ANNOTATION_PLATFORM, CONFIG_SCHEMA_VERSION,
 };
-use crate::digest::sha256_digest;
+use crate::digest::Digest;
 use crate::media_types;
 use crate::oci::{Descriptor, ImageIndex, ImageManifest, ANNOTATION_CREATED};
+use crate::platform::Platform;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::BufWriter;
-use std::path::Path;
 
-/// An archive artifact ready to be written: config and manifest bytes and the packed layer
-/// in a temporary file (removed when this is dropped).
-#[derive(Debug)]
-pub struct PreparedArchive {
+/// The blobs and manifest of an archive artifact, described: config and manifest bytes and
+/// the descriptors of all three blobs. The layer's bytes are the caller's (see
+/// [`super::pack_layer`]).
+#[derive(Debug, Clone)]
+pub struct ArchiveBlobs {
     pub config: ArchiveConfig,
     pub config_json: Vec<u8>,
     pub config_descriptor: Descriptor,
     pub layer_descriptor: Descriptor,
-    pub layer_file: tempfile::NamedTempFile,
     pub manifest: ImageManifest,
     pub manifest_json: Vec<u8>,
     /// The manifest's descriptor with `artifactType` and annotations: the referrer entry.
@@ -31,10 +29,7 @@ pub struct PreparedArchive {
 
 /// The manifest annotations a referrer listing shows without fetching the config.
 pub fn manifest_annotations(config: &ArchiveConfig) -> BTreeMap<String, String> {
-    let mut platform = format!("{}/{}", config.platform.os, config.platform.architecture);
-    if let Some(variant) = &config.platform.variant {
-        platform = format!("{platform}/{variant}");
-    }
+    let platform = config.platform.to_string();
     BTreeMap::from([
         (ANNOTATION_CREATED.to_string(), config.created.clone()),
         (ANNOTATION_KEY.to_string(), config.key.to_string()),
@@ -64,11 +59,8 @@ pub fn build_manifest(
 
 /// The tag of the index of per-platform archives attached to a multi-platform image index:
 /// `classcache-index-<hex of the image index digest>` (never a key nor a fallback tag).
-pub fn archive_index_tag(image_index_digest: &str) -> String {
-    format!(
-        "classcache-index-{}",
-        crate::digest::digest_hex(image_index_digest)
-    )
+pub fn archive_index_tag(image_index_digest: &Digest) -> String {
+    format!("classcache-index-{}", image_index_digest.hex())
 }
 
 /// The descriptor of an archive manifest as an entry of an index of per-platform archives.
@@ -89,7 +81,7 @@ pub fn build_archive_index(
     created: &str,
 ) -> Result<ImageIndex, ArtifactError> {
     let bad = |problem: String| ArtifactError::BadIndexEntries {
-        subject: subject.digest.clone(),
+        subject: subject.digest.to_string(),
         problem,
     };
     if entries.is_empty() {
@@ -109,7 +101,7 @@ pub fn build_archive_index(
             )));
         }
         if seen.contains(p) {
-            return Err(bad(format!("two entries for {}/{}", p.os, p.architecture)));
+            return Err(bad(format!("two entries for {p}")));
         }
         seen.push(p.clone());
     }
@@ -130,7 +122,7 @@ pub fn referrer_entry(
     artifact_type: Option<&str>,
     annotations: &BTreeMap<String, String>,
 ) -> Descriptor {
-    let mut entry = Descriptor::new(media_type, sha256_digest(body), body.len() as u64);
+    let mut entry = Descriptor::new(media_type, Digest::of(body), body.len() as u64);
     entry.artifact_type = artifact_type.map(str::to_string);
     entry.annotations = annotations.clone();
     entry
@@ -141,49 +133,31 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-/// Packs `archive_path` into a layer in `temp_dir` and builds config and manifest around it.
-/// `config.archive.size` and `.sha256` are filled from the bytes packed (the name is kept, or
-/// taken from the file name when empty); `subject` must be the image `config.image.digest` names.
-pub fn prepare_archive(
-    mut config: ArchiveConfig,
-    archive_path: &Path,
-    subject: Descriptor,
-    temp_dir: &Path,
-) -> Result<PreparedArchive, ArtifactError> {
+/// Checks that `subject` is the image `config.image.digest` names.
+pub fn check_subject(config: &ArchiveConfig, subject: &Descriptor) -> Result<(), ArtifactError> {
     if subject.digest != config.image.digest {
         return Err(ArtifactError::SubjectMismatch {
-            subject: subject.digest,
-            image: config.image.digest,
+            subject: subject.digest.to_string(),
+            image: config.image.digest.to_string(),
         });
     }
-    if config.archive.name.is_empty() {
-        config.archive.name = archive_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-    }
-    config.schema_version = CONFIG_SCHEMA_VERSION;
-    let write_err = |source| ArtifactError::Write {
-        path: temp_dir.to_path_buf(),
-        source,
-    };
-    let temp = tempfile::Builder::new()
-        .prefix(".classcache-layer-")
-        .tempfile_in(temp_dir)
-        .map_err(write_err)?;
-    let (writer, packed) = pack_layer(
-        archive_path,
-        &config.archive.name,
-        BufWriter::with_capacity(256 * 1024, temp),
-    )?;
-    let layer_file = writer.into_inner().map_err(|e| write_err(e.into_error()))?;
-    layer_file.as_file().sync_all().map_err(write_err)?;
-    config.archive = packed.archive;
+    Ok(())
+}
 
+/// Builds config and manifest around a packed layer: `config.archive` is taken from the bytes
+/// packed and the schema version set; `subject` must be the image `config.image.digest` names.
+pub fn describe_archive(
+    mut config: ArchiveConfig,
+    packed: PackedLayer,
+    subject: Descriptor,
+) -> Result<ArchiveBlobs, ArtifactError> {
+    check_subject(&config, &subject)?;
+    config.schema_version = CONFIG_SCHEMA_VERSION;
+    config.archive = packed.archive;
     let config_json = serde_json::to_vec(&config).expect("an ArchiveConfig always serializes");
     let config_descriptor = Descriptor::new(
         media_types::ARCHIVE_CONFIG,
-        sha256_digest(&config_json),
+        Digest::of(&config_json),
         config_json.len() as u64,
     );
     let layer_descriptor = packed.descriptor;
@@ -200,16 +174,46 @@ pub fn prepare_archive(
         manifest.artifact_type.as_deref(),
         &manifest.annotations,
     );
-    Ok(PreparedArchive {
+    Ok(ArchiveBlobs {
         config,
         config_json,
         config_descriptor,
         layer_descriptor,
-        layer_file,
         manifest,
         manifest_json,
         manifest_descriptor,
     })
+}
+
+/// The platforms of an index of per-platform archives, in index order.
+pub fn index_platforms(index: &ImageIndex) -> Vec<Platform> {
+    index
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.clone())
+        .collect()
+}
+
+/// The entry of an index of per-platform archives for `want` (a `want` without variant
+/// accepts any variant); the error names the platforms the index has.
+pub fn pick_platform_archive<'a>(
+    reference: &str,
+    index: &'a ImageIndex,
+    want: &Platform,
+) -> Result<&'a Descriptor, ArtifactError> {
+    index
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| p.satisfies(want)))
+        .ok_or_else(|| ArtifactError::NoArchiveForPlatform {
+            reference: reference.to_string(),
+            platform: want.to_string(),
+            available: index_platforms(index)
+                .iter()
+                .map(Platform::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// Parses and checks an archive manifest read from `reference`: JSON, media types,

@@ -9,7 +9,7 @@ pub use config::*;
 pub use layer::*;
 pub use manifest::*;
 
-use crate::digest::sha256_digest;
+use crate::digest::Digest;
 use crate::media_types;
 use crate::oci::Descriptor;
 use std::io;
@@ -36,9 +36,9 @@ pub const LAYER_GZIP_LEVEL: u32 = 1;
 pub enum ArtifactError {
     #[error("cannot read archive file {path}: {source}; check the path given for the archive")]
     ArchiveUnreadable { path: PathBuf, source: io::Error },
-    #[error("archive file {path} changed while it was packed ({expected} bytes expected, {actual} read); pack it again once the JVM has finished writing it")]
+    #[error("archive file {name} changed while it was packed ({expected} bytes expected, {actual} read); pack it again once the JVM has finished writing it")]
     ArchiveChanged {
-        path: PathBuf,
+        name: String,
         expected: u64,
         actual: u64,
     },
@@ -97,6 +97,12 @@ pub enum ArtifactError {
     BadLayer { reference: String, problem: String },
     #[error("the subject {subject} is not the image the config names ({image}); pass the descriptor of the image the archive was trained in")]
     SubjectMismatch { subject: String, image: String },
+    #[error("{reference}: no archive for platform {platform} in the index (it has: {available}); build the archive on that platform")]
+    NoArchiveForPlatform {
+        reference: String,
+        platform: String,
+        available: String,
+    },
     #[error("archive index for {subject}: {problem}; pass one archive manifest per platform, each with its platform")]
     BadIndexEntries { subject: String, problem: String },
 }
@@ -118,17 +124,17 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
 pub fn check_digest(
     reference: &str,
     what: &'static str,
-    expected: &str,
-    actual: String,
+    expected: &Digest,
+    actual: Digest,
 ) -> Result<(), ArtifactError> {
-    if expected == actual {
+    if *expected == actual {
         Ok(())
     } else {
         Err(ArtifactError::DigestMismatch {
             reference: reference.to_string(),
             what,
             expected: expected.to_string(),
-            actual,
+            actual: actual.to_string(),
         })
     }
 }
@@ -160,14 +166,15 @@ pub fn check_blob(
     body: &[u8],
 ) -> Result<(), ArtifactError> {
     check_size(reference, what, descriptor.size, body.len() as u64)?;
-    check_digest(reference, what, &descriptor.digest, sha256_digest(body))
+    check_digest(reference, what, &descriptor.digest, Digest::of(body))
 }
 
 #[cfg(test)]
 pub(crate) mod format_tests {
     use super::*;
+    use crate::digest::sha256_digest;
     use crate::key::ArchiveKind;
-    use std::path::Path;
+    use crate::oci::ImageIndex;
 
     const IMAGE: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -177,44 +184,44 @@ pub(crate) mod format_tests {
     }
 
     fn subject() -> Descriptor {
-        Descriptor::new(media_types::OCI_MANIFEST, IMAGE.into(), 500)
+        Descriptor::new(media_types::OCI_MANIFEST, IMAGE.parse().unwrap(), 500)
     }
 
-    fn archive_file(dir: &Path, len: usize) -> PathBuf {
-        let path = dir.join("app.jsa");
-        let data: Vec<u8> = (0..len)
+    fn archive_bytes(len: usize) -> Vec<u8> {
+        (0..len)
             .map(|i| (i % 251) as u8 ^ (i / 7919) as u8)
-            .collect();
-        std::fs::write(&path, data).unwrap();
-        path
+            .collect()
+    }
+
+    /// Packs `data` as the sample config's archive: (layer bytes, described blobs).
+    fn prepare(data: &[u8]) -> (Vec<u8>, ArchiveBlobs) {
+        let (layer, packed) = pack_layer(data, data.len() as u64, "app.jsa", Vec::new()).unwrap();
+        let blobs = describe_archive(sample_config(), packed, subject()).unwrap();
+        (layer, blobs)
     }
 
     #[test]
     fn pack_then_unpack_gives_the_same_bytes_and_checks_everything() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = archive_file(dir.path(), 300_000);
-        let prepared = prepare_archive(sample_config(), &src, subject(), dir.path()).unwrap();
+        let data = archive_bytes(300_000);
+        let (layer, prepared) = prepare(&data);
         assert_eq!(prepared.config.archive.size, 300_000);
         assert_eq!(
             format!("sha256:{}", prepared.config.archive.sha256),
-            sha256_digest(&std::fs::read(&src).unwrap())
+            sha256_digest(&data)
         );
-        let layer = std::fs::read(prepared.layer_file.path()).unwrap();
         check_blob("t", "layer", &prepared.layer_descriptor, &layer).unwrap();
 
-        let dest = dir.path().join("out.jsa");
-        unpack_layer(
+        let out = unpack_layer(
             &layer[..],
             &prepared.layer_descriptor,
             &prepared.config.archive,
-            &dest,
+            Vec::new(),
             "t",
         )
         .unwrap();
-        assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&src).unwrap());
+        assert_eq!(out, data);
 
-        // One flipped byte in the compressed layer: refused, destination untouched.
-        let dest2 = dir.path().join("out2.jsa");
+        // One flipped byte in the compressed layer: refused.
         let mut bad = layer.clone();
         let n = bad.len() / 2;
         bad[n] ^= 0x55;
@@ -222,7 +229,7 @@ pub(crate) mod format_tests {
             &bad[..],
             &prepared.layer_descriptor,
             &prepared.config.archive,
-            &dest2,
+            Vec::new(),
             "t",
         )
         .unwrap_err();
@@ -233,52 +240,47 @@ pub(crate) mod format_tests {
             ),
             "{e}"
         );
-        assert!(!dest2.exists());
         // A config whose recorded sha256 differs from the bytes: refused.
         let mut wrong = prepared.config.archive.clone();
         wrong.sha256 = "0".repeat(64);
-        let e =
-            unpack_layer(&layer[..], &prepared.layer_descriptor, &wrong, &dest2, "t").unwrap_err();
+        let e = unpack_layer(
+            &layer[..],
+            &prepared.layer_descriptor,
+            &wrong,
+            Vec::new(),
+            "t",
+        )
+        .unwrap_err();
         assert!(
             e.to_string()
                 .contains("archive file does not match its digest"),
             "{e}"
         );
-        assert!(!dest2.exists());
-        // Only the partial-file prefix would remain, and it must not.
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(".classcache-partial-")
-            })
-            .collect();
-        assert!(leftovers.is_empty());
     }
 
     #[test]
     fn identical_archives_give_identical_layers() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = archive_file(dir.path(), 10_000);
-        let (a, pa) = pack_layer(&src, "x.jsa", Vec::new()).unwrap();
-        let (b, pb) = pack_layer(&src, "x.jsa", Vec::new()).unwrap();
+        let data = archive_bytes(10_000);
+        let n = data.len() as u64;
+        let (a, pa) = pack_layer(&data[..], n, "x.jsa", Vec::new()).unwrap();
+        let (b, pb) = pack_layer(&data[..], n, "x.jsa", Vec::new()).unwrap();
         assert_eq!(a, b);
         assert_eq!(pa, pb);
         assert!(matches!(
-            pack_layer(&src, "../x", Vec::new()),
+            pack_layer(&data[..], n, "../x", Vec::new()),
             Err(ArtifactError::BadArchiveName(_))
         ));
-        let e = pack_layer(&dir.path().join("missing"), "x", Vec::new()).unwrap_err();
-        assert!(e.to_string().contains("missing"), "{e}");
+        // Fewer bytes than announced: the archive changed while it was packed.
+        let e = pack_layer(&data[..100], n, "x.jsa", Vec::new()).unwrap_err();
+        assert!(
+            e.to_string().contains("x.jsa changed while it was packed"),
+            "{e}"
+        );
     }
 
     #[test]
     fn manifest_round_trips_and_bad_manifests_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = archive_file(dir.path(), 1000);
-        let p = prepare_archive(sample_config(), &src, subject(), dir.path()).unwrap();
+        let (_, p) = prepare(&archive_bytes(1000));
         let m = parse_archive_manifest(&p.manifest_json, "reg/app:k").unwrap();
         assert_eq!(m, p.manifest);
         assert_eq!(m.annotations[ANNOTATION_KEY], p.config.key.as_str());
@@ -342,7 +344,7 @@ pub(crate) mod format_tests {
         let body = serde_json::to_vec(&newer).unwrap();
         let desc = Descriptor::new(
             media_types::ARCHIVE_CONFIG,
-            sha256_digest(&body),
+            Digest::of(&body),
             body.len() as u64,
         );
         let e = parse_archive_config(&body, &desc, "r").unwrap_err();
@@ -359,14 +361,27 @@ pub(crate) mod format_tests {
 
     #[test]
     fn subject_must_be_the_configured_image() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = archive_file(dir.path(), 10);
-        let other = Descriptor::new(
-            media_types::OCI_MANIFEST,
-            format!("sha256:{}", "f".repeat(64)),
-            1,
-        );
-        let e = prepare_archive(sample_config(), &src, other, dir.path()).unwrap_err();
+        let data = archive_bytes(10);
+        let (_, packed) = pack_layer(&data[..], 10, "a.jsa", Vec::new()).unwrap();
+        let other = Descriptor::new(media_types::OCI_MANIFEST, Digest::of(b"other"), 1);
+        let e = describe_archive(sample_config(), packed, other).unwrap_err();
         assert!(matches!(e, ArtifactError::SubjectMismatch { .. }));
+    }
+
+    #[test]
+    fn the_platform_entry_is_picked_and_a_missing_one_named() {
+        let arm: crate::platform::Platform = "linux/arm64/v8".parse().unwrap();
+        let mut index = ImageIndex::empty();
+        let mut d = Descriptor::new(media_types::OCI_MANIFEST, Digest::of(b"a"), 1);
+        d.platform = Some(arm.clone());
+        index.manifests.push(d);
+        assert!(pick_platform_archive("r", &index, &arm.without_variant()).is_ok());
+        let e = pick_platform_archive("r", &index, &"linux/s390x".parse().unwrap()).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "no archive for platform linux/s390x in the index (it has: linux/arm64/v8)"
+            ),
+            "{e}"
+        );
     }
 }

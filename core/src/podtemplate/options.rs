@@ -106,7 +106,7 @@ mod tests {
     fn command_overrides_are_compared_with_kubernetes_semantics() {
         let image = ImageIdentity {
             reference: "app".into(),
-            digest: "sha256:x".into(),
+            digest: crate::digest::Digest::of(b"x"),
             entrypoint: vec!["java".into()],
             cmd: vec!["-jar".into(), "app.jar".into()],
         };

@@ -11,9 +11,9 @@ use classcache_core::key::ArchiveKind;
 use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
 use classcache_core::reference::RegistryRef;
-use classcache_core::registry::{current_platform, RegistryClient};
 use classcache_core::testing::sample_config;
 use classcache_fetcher::digest::Digest;
+use classcache_oci::registry::RegistryClient;
 use netns::{enter_netns, Lab, LinkRate, GATEWAY};
 use proxy::Proxy;
 use std::path::{Path, PathBuf};
@@ -34,18 +34,7 @@ pub struct Fixture {
 }
 
 /// Deterministic bytes that gzip cannot shrink (so the layer is as big as the archive).
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+pub use classcache_core::testing::noise;
 
 /// Pushes an archive of `size` random bytes to a fresh repository of the harness registry.
 pub fn push_archive(size: usize) -> Fixture {
@@ -56,10 +45,15 @@ pub fn push_archive(size: usize) -> Fixture {
     let seed = Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64 ^ size as u64;
     let data = noise(size, seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
     std::fs::write(&path, &data).unwrap();
-    let image_digest = Digest::of(repository.as_bytes()).to_string();
-    let platform = current_platform();
+    let image_digest = Digest::of(repository.as_bytes());
+    let platform = classcache_core::platform::Platform::current();
     let reference = format!("{}/{repository}:test", h.registry);
-    let mut config = sample_config(&reference, &image_digest, ArchiveKind::DynamicCds, &[]);
+    let mut config = sample_config(
+        &reference,
+        image_digest.as_str(),
+        ArchiveKind::DynamicCds,
+        &[],
+    );
     // Nodes pick an archive for their own platform from an index.
     config.platform.os = platform.os;
     config.platform.architecture = platform.architecture;
@@ -79,8 +73,8 @@ pub fn push_archive(size: usize) -> Fixture {
         .unwrap_or_else(|e| panic!("pushing the test archive to {}: {e}", h.registry));
     Fixture {
         repository,
-        pinned: pushed.manifest_digest,
-        layer_digest: pushed.layer.digest.clone(),
+        pinned: pushed.manifest_digest.to_string(),
+        layer_digest: pushed.layer.digest.to_string(),
         layer_size: pushed.layer.size,
         archive_sha256: pushed.config.archive.sha256.clone(),
         archive_size: pushed.config.archive.size,

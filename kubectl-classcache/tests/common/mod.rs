@@ -4,10 +4,10 @@
 
 use classcache_core::artifact::ArchiveConfig;
 use classcache_core::key::ArchiveKind;
-use classcache_core::layout::OciLayout;
 use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
 use classcache_core::testing::sample_config;
+use classcache_oci::layout::OciLayout;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -99,7 +99,7 @@ pub fn make_archive(dir: &Path, image: &str, entrypoint: &[&str], cmd: &[&str]) 
     let config = archive_config(image, &digest, entrypoint, cmd);
     let file = dir.join(format!("{}.jsa", config.key));
     std::fs::write(&file, repository.repeat(1000)).unwrap();
-    let subject = Descriptor::new(media_types::OCI_MANIFEST, digest, 512);
+    let subject = Descriptor::new(media_types::OCI_MANIFEST, digest.parse().unwrap(), 512);
     let (prepared, _) = layout.push_archive(config, &file, Some(subject)).unwrap();
     std::fs::remove_file(&file).unwrap();
     format!("oci:{}:{}", dir.display(), prepared.config.key)

@@ -39,7 +39,7 @@ impl RegistryClient {
             .headers()
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+            .and_then(|v| v.parse::<Digest>().ok());
         let content_type = resp
             .headers()
             .get(CONTENT_TYPE)
@@ -48,12 +48,12 @@ impl RegistryClient {
         let bytes = self
             .read_limited(reference, "manifest", resp, MAX_MANIFEST_BYTES)
             .await?;
-        let digest = sha256_digest(&bytes);
+        let digest = Digest::of(&bytes);
         let name = reference.to_string();
         if let Some(pinned) = &reference.digest {
             artifact::check_digest(&name, "manifest", pinned, digest.clone())?;
         }
-        if let Some(header) = header_digest.filter(|h| h.starts_with("sha256:")) {
+        if let Some(header) = header_digest {
             artifact::check_digest(&name, "manifest", &header, digest.clone())?;
         }
         let media_type = MediaTypeProbe::media_type_of(&bytes)
@@ -89,7 +89,7 @@ impl RegistryClient {
                 let digest = h
                     .get("docker-content-digest")
                     .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
+                    .and_then(|v| v.parse::<Digest>().ok());
                 let size = header_length(&resp).unwrap_or(0);
                 match digest {
                     Some(d) if size > 0 => Ok(Some(Descriptor::new(
@@ -114,7 +114,7 @@ impl RegistryClient {
         reference: &RegistryRef,
         media_type: &str,
         body: Bytes,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<Digest, RegistryError> {
         Ok(self
             .put_manifest_with_headers(reference, media_type, body)
             .await?
@@ -126,8 +126,8 @@ impl RegistryClient {
         reference: &RegistryRef,
         media_type: &str,
         body: Bytes,
-    ) -> Result<(String, HeaderMap), RegistryError> {
-        let digest = sha256_digest(&body);
+    ) -> Result<(Digest, HeaderMap), RegistryError> {
+        let digest = Digest::of(&body);
         let url = self.url(
             reference,
             &format!("manifests/{}", reference.reference_for_manifest()),
@@ -160,12 +160,21 @@ impl RegistryClient {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
         {
-            artifact::check_digest(
-                &reference.to_string(),
-                "stored manifest",
-                stored,
-                digest.clone(),
-            )?;
+            let name = reference.to_string();
+            match stored.parse::<Digest>() {
+                Ok(stored) => {
+                    artifact::check_digest(&name, "stored manifest", &stored, digest.clone())?
+                }
+                Err(_) => {
+                    return Err(ArtifactError::DigestMismatch {
+                        reference: name,
+                        what: "stored manifest",
+                        expected: stored.to_string(),
+                        actual: digest.to_string(),
+                    }
+                    .into())
+                }
+            }
         }
         Ok((digest, resp.headers().clone()))
     }

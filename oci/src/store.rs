@@ -2,15 +2,16 @@
 //! so programs take `oci:DIR[:TAG]` and `host/repo[:tag]` alike. It dispatches; it must not
 //! add behaviour of its own beyond the layout → registry copy.
 
-use crate::artifact::{self, ArchiveConfig, Platform};
+use crate::content::{self, ArchiveManifest, PulledArchive};
 use crate::layout::{LayoutError, OciLayout};
-use crate::media_types;
-use crate::oci::{Descriptor, ImageManifest};
-use crate::reference::{ArchiveLocation, ReferenceError, RegistryRef};
-use crate::registry::{
-    ArchiveManifest, PulledArchive, PushedArchive, ReferrersUpdate, RegistryClient, RegistryError,
-};
+use crate::registry::{PushedArchive, ReferrersUpdate, RegistryClient, RegistryError};
 use bytes::Bytes;
+use classcache_core::artifact::{self, ArchiveConfig};
+use classcache_core::digest::Digest;
+use classcache_core::media_types;
+use classcache_core::oci::{Descriptor, ImageManifest};
+use classcache_core::platform::Platform;
+use classcache_core::reference::{ArchiveLocation, ReferenceError, RegistryRef};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +37,7 @@ pub enum ArchiveStore {
     Layout {
         layout: OciLayout,
         tag: Option<String>,
-        digest: Option<String>,
+        digest: Option<Digest>,
     },
 }
 
@@ -174,7 +175,7 @@ impl ArchiveStore {
         &self,
         subject: Descriptor,
         entries: Vec<Descriptor>,
-    ) -> Result<String, StoreError> {
+    ) -> Result<Digest, StoreError> {
         let index =
             artifact::build_archive_index(entries, subject.clone(), &artifact::now_rfc3339())
                 .map_err(LayoutError::from)?;
@@ -199,13 +200,16 @@ impl ArchiveStore {
     }
 
     /// The archives attached to `image_digest` (referrer descriptors with annotations).
-    pub async fn find_archives(&self, image_digest: &str) -> Result<Vec<Descriptor>, StoreError> {
+    pub async fn find_archives(
+        &self,
+        image_digest: &Digest,
+    ) -> Result<Vec<Descriptor>, StoreError> {
         match self {
             ArchiveStore::Registry { client, reference } => {
                 Ok(client.find_archives(reference, image_digest).await?)
             }
             ArchiveStore::Layout { layout, .. } => {
-                let (layout, digest) = (layout.clone(), image_digest.to_string());
+                let (layout, digest) = (layout.clone(), image_digest.clone());
                 blocking("layout read", move || layout.find_archives(&digest)).await
             }
         }
@@ -225,16 +229,8 @@ impl ArchiveStore {
                 tag,
                 digest,
             } => {
-                let (layout, tag, digest, platform) = (
-                    layout.clone(),
-                    tag.clone(),
-                    digest.clone(),
-                    platform.cloned(),
-                );
-                blocking("layout read", move || {
-                    layout.fetch_archive(tag.as_deref(), digest.as_deref(), platform.as_ref())
-                })
-                .await
+                let reference = layout.content_ref(tag.as_deref(), digest.as_ref())?;
+                Ok(content::fetch_archive(layout, &reference, platform).await?)
             }
         }
     }
@@ -254,17 +250,8 @@ impl ArchiveStore {
                 tag,
                 digest,
             } => {
-                let (layout, tag, digest, platform, dest) = (
-                    layout.clone(),
-                    tag.clone(),
-                    digest.clone(),
-                    platform.cloned(),
-                    dest.to_path_buf(),
-                );
-                blocking("layout read", move || {
-                    layout.pull_archive(tag.as_deref(), digest.as_deref(), platform.as_ref(), &dest)
-                })
-                .await
+                let reference = layout.content_ref(tag.as_deref(), digest.as_ref())?;
+                Ok(content::pull_archive(layout, &reference, platform, dest).await?)
             }
         }
     }
@@ -277,21 +264,11 @@ impl ArchiveStore {
 pub async fn copy_layout_archive_to_registry(
     layout: &OciLayout,
     tag: Option<&str>,
-    digest: Option<&str>,
+    digest: Option<&Digest>,
     client: &RegistryClient,
     target: &RegistryRef,
 ) -> Result<PushedArchive, StoreError> {
-    let fetched = {
-        let (l, t, d) = (
-            layout.clone(),
-            tag.map(str::to_string),
-            digest.map(str::to_string),
-        );
-        blocking("layout read", move || {
-            l.fetch_archive(t.as_deref(), d.as_deref(), None)
-        })
-        .await?
-    };
+    let fetched = content::fetch_archive(layout, &layout.content_ref(tag, digest)?, None).await?;
     let manifest_bytes =
         std::fs::read(layout.blob_path(&fetched.manifest_digest)).map_err(|source| {
             LayoutError::Io {
@@ -344,9 +321,13 @@ pub async fn copy_layout_archive_to_registry(
     let subject = manifest
         .subject
         .as_ref()
-        .map(|s| s.digest.clone())
-        .unwrap_or_default();
-    let referrers = client.add_to_referrers(&repo, &subject, &entry).await?;
+        .ok_or_else(|| RegistryError::Protocol {
+            reference: fetched.reference.clone(),
+            problem: "the archive manifest has no subject, so it cannot be listed as a referrer of its image; push it again with classcache".into(),
+        })?;
+    let referrers = client
+        .add_to_referrers(&repo, &subject.digest, &entry)
+        .await?;
     Ok(PushedArchive {
         reference: format!("{}@{manifest_digest}", repo.with_tag(&tag)),
         manifest_digest,

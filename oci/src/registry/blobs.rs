@@ -7,31 +7,12 @@ use super::*;
 /// Read buffer of streamed blob uploads.
 const UPLOAD_CHUNK: usize = 256 * 1024;
 
-/// A blob's bytes as a stream, from `offset` on.
-pub struct BlobStream {
-    /// Where the stream starts in the blob: the offset asked for, or 0 when the registry
-    /// ignored the Range header and sends the whole blob.
-    pub offset: u64,
-    /// The whole blob's size when the registry said it.
-    pub total_size: Option<u64>,
-    pub stream: Pin<Box<dyn Stream<Item = Result<Bytes, RegistryError>> + Send>>,
-}
-
-impl std::fmt::Debug for BlobStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobStream")
-            .field("offset", &self.offset)
-            .field("total_size", &self.total_size)
-            .finish()
-    }
-}
-
 impl RegistryClient {
     /// The size of blob `digest` in `repository` if it is there (`HEAD`).
     pub async fn blob_size(
         &self,
         repository: &RegistryRef,
-        digest: &str,
+        digest: &Digest,
     ) -> Result<Option<u64>, RegistryError> {
         let url = self.url(repository, &format!("blobs/{digest}"));
         let resp = self
@@ -105,7 +86,7 @@ impl RegistryClient {
         let mut location = self.start_upload(repository).await?;
         location
             .query_pairs_mut()
-            .append_pair("digest", &descriptor.digest);
+            .append_pair("digest", descriptor.digest.as_str());
         let mut req = self
             .inner
             .http
@@ -181,7 +162,7 @@ impl RegistryClient {
     pub async fn blob_stream(
         &self,
         repository: &RegistryRef,
-        digest: &str,
+        digest: &Digest,
         offset: u64,
     ) -> Result<BlobStream, RegistryError> {
         let url = self.url(repository, &format!("blobs/{digest}"));

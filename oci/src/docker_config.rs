@@ -4,9 +4,13 @@
 use base64::Engine;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a credential helper may take before it is killed and the lookup fails.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Credentials for one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -47,7 +51,7 @@ pub enum DockerConfigError {
     Parse { path: PathBuf, error: String },
     #[error("the `auth` entry for {registry} in {path} is not base64 of `user:password`; run `docker login {registry}` again")]
     BadAuth { registry: String, path: PathBuf },
-    #[error("credential helper docker-credential-{helper} failed for {registry}: {problem}; check the helper is installed, or run `docker login {registry}`")]
+    #[error("credential helper {helper} failed for {registry}: {problem}; check the helper is installed and works (`echo {registry} | {helper} get`), or run `docker login {registry}`")]
     Helper {
         helper: String,
         registry: String,
@@ -151,7 +155,7 @@ impl DockerConfig {
     pub fn credentials_for(&self, registry: &str) -> Result<Credentials, DockerConfigError> {
         let keys = lookup_keys(registry);
         if let Some(helper) = keys.iter().find_map(|k| self.file.cred_helpers.get(k)) {
-            return run_helper(helper, registry);
+            return run_helper(&helper_program(helper), registry, HELPER_TIMEOUT);
         }
         if let Some(entry) = keys.iter().find_map(|k| self.file.auths.get(k)) {
             if let Some(creds) = self.entry_credentials(registry, entry)? {
@@ -159,7 +163,9 @@ impl DockerConfig {
             }
         }
         match &self.file.creds_store {
-            Some(store) if !store.is_empty() => run_helper(store, registry),
+            Some(store) if !store.is_empty() => {
+                run_helper(&helper_program(store), registry, HELPER_TIMEOUT)
+            }
             _ => Ok(Credentials::Anonymous),
         }
     }
@@ -198,14 +204,23 @@ impl DockerConfig {
     }
 }
 
-/// Runs `docker-credential-<helper> get` as Docker does: server on stdin, JSON on stdout.
-fn run_helper(helper: &str, registry: &str) -> Result<Credentials, DockerConfigError> {
+fn helper_program(helper: &str) -> String {
+    format!("docker-credential-{helper}")
+}
+
+/// Runs `<program> get` as Docker does (server on stdin, JSON on stdout), killing it when it
+/// has not answered within `timeout`.
+fn run_helper(
+    program: &str,
+    registry: &str,
+    timeout: Duration,
+) -> Result<Credentials, DockerConfigError> {
     let fail = |problem: String| DockerConfigError::Helper {
-        helper: helper.to_string(),
+        helper: program.to_string(),
         registry: registry.to_string(),
         problem,
     };
-    let mut child = Command::new(format!("docker-credential-{helper}"))
+    let mut child = Command::new(program)
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -217,17 +232,55 @@ fn run_helper(helper: &str, registry: &str) -> Result<Credentials, DockerConfigE
             .write_all(registry.as_bytes())
             .map_err(|e| fail(e.to_string()))?;
     }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        let stdout = String::from_utf8_lossy(&out.stdout);
+    // The pipes are read on threads of their own, so a helper that fills one cannot block.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut out);
+            }
+            out
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait().map_err(|e| fail(e.to_string()))? {
+            Some(status) => break status,
+            None if started.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!(
+                    "it did not answer within {} s and was stopped",
+                    timeout.as_secs_f32()
+                )));
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        let text = String::from_utf8_lossy(&stdout);
         // Helpers answer "credentials not found" when they hold nothing for the host.
-        if stdout.contains("credentials not found") {
+        if text.contains("credentials not found") {
             return Ok(Credentials::Anonymous);
         }
         return Err(fail(format!(
             "{} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            status,
+            String::from_utf8_lossy(&stderr).trim()
         )));
     }
     #[derive(Deserialize)]
@@ -236,8 +289,8 @@ fn run_helper(helper: &str, registry: &str) -> Result<Credentials, DockerConfigE
         username: String,
         secret: String,
     }
-    let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
-        .map_err(|e| fail(format!("unreadable answer ({e})")))?;
+    let answer: HelperAnswer =
+        serde_json::from_slice(&stdout).map_err(|e| fail(format!("unreadable answer ({e})")))?;
     Ok(if answer.username == "<token>" {
         Credentials::IdentityToken {
             username: answer.username,
@@ -321,6 +374,36 @@ mod tests {
             e.to_string()
                 .contains("docker-credential-classcache-test-missing"),
             "{e}"
+        );
+    }
+
+    fn script(dir: &Path, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("docker-credential-test");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    #[test]
+    fn a_hanging_helper_is_stopped_after_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let hang = script(dir.path(), "sleep 60");
+        let started = Instant::now();
+        let e = run_helper(&hang, "r.example", Duration::from_millis(300)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(e.to_string().contains("did not answer within 0.3 s"), "{e}");
+        assert!(e.to_string().contains("docker login r.example"), "{e}");
+        let answer = script(
+            dir.path(),
+            r#"read server; echo "{\"Username\":\"u\",\"Secret\":\"s-$server\"}""#,
+        );
+        assert_eq!(
+            run_helper(&answer, "r.example", HELPER_TIMEOUT).unwrap(),
+            Credentials::Basic {
+                username: "u".into(),
+                password: "s-r.example".into()
+            }
         );
     }
 }

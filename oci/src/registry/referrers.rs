@@ -8,8 +8,8 @@ use super::*;
 const FALLBACK_INDEX_ATTEMPTS: usize = 4;
 
 /// The `sha256-<hex>` tag of the referrers tag-schema fallback index for a subject digest.
-pub fn fallback_tag(subject_digest: &str) -> String {
-    subject_digest.replacen(':', "-", 1)
+pub fn fallback_tag(subject_digest: &Digest) -> String {
+    format!("sha256-{}", subject_digest.hex())
 }
 
 /// The archive entries of a referrers listing.
@@ -26,7 +26,7 @@ impl RegistryClient {
     pub async fn referrers_api(
         &self,
         repository: &RegistryRef,
-        subject_digest: &str,
+        subject_digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Option<ImageIndex>, RegistryError> {
         let mut url = self.url(repository, &format!("referrers/{subject_digest}"));
@@ -62,7 +62,7 @@ impl RegistryClient {
     pub async fn fallback_index(
         &self,
         repository: &RegistryRef,
-        subject_digest: &str,
+        subject_digest: &Digest,
     ) -> Result<ImageIndex, RegistryError> {
         let tagged = repository.with_tag(&fallback_tag(subject_digest));
         let raw = match self.get_manifest(&tagged).await {
@@ -88,7 +88,7 @@ impl RegistryClient {
     pub async fn add_to_referrers(
         &self,
         repository: &RegistryRef,
-        subject_digest: &str,
+        subject_digest: &Digest,
         entry: &Descriptor,
     ) -> Result<ReferrersUpdate, RegistryError> {
         let repo = repository.repository_only();
@@ -126,7 +126,7 @@ impl RegistryClient {
     pub async fn find_archives(
         &self,
         repository: &RegistryRef,
-        image_digest: &str,
+        image_digest: &Digest,
     ) -> Result<Vec<Descriptor>, RegistryError> {
         let repo = repository.repository_only();
         let index = match self

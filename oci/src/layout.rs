@@ -5,19 +5,26 @@
 //! archive's entry also carries its `artifactType` and annotations, so `index.json` doubles as
 //! the referrers listing (entries are found by their manifest's `subject`).
 
-use crate::artifact::{self, ArchiveConfig, ArtifactError, Platform, PreparedArchive};
-use crate::digest::{digest_hex, is_sha256_digest, sha256_digest, HashingReader};
-use crate::media_types;
-use crate::oci::{Descriptor, ImageIndex, MediaTypeProbe, ANNOTATION_REF_NAME};
-use crate::registry::{ArchiveManifest, PulledArchive, RawManifest};
+use crate::archive_file::{prepare_archive, PreparedArchive};
+use crate::content::{
+    self, ArchiveManifest, BlobStream, ContentRef, ContentSource, PulledArchive, RawManifest,
+    MAX_MANIFEST_BYTES,
+};
+use crate::verified::{self, Expected, WriteError};
+use bytes::Bytes;
+use classcache_core::artifact::{self, ArchiveConfig, ArtifactError};
+use classcache_core::digest::Digest;
+use classcache_core::media_types;
+use classcache_core::oci::{Descriptor, ImageIndex, MediaTypeProbe, ANNOTATION_REF_NAME};
+use classcache_core::platform::Platform;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 /// Content of the `oci-layout` file.
 pub const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
-/// Largest `index.json`, manifest or config read into memory.
-const MAX_JSON_BYTES: u64 = 4 * 1024 * 1024;
+/// Read buffer of streamed layer reads.
+const READ_CHUNK: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
@@ -30,13 +37,17 @@ pub enum LayoutError {
     #[error("oci:{dir}: blob {digest} is missing from blobs/sha256; the layout is incomplete, write the archive again", dir = .dir.display())]
     BlobMissing { dir: PathBuf, digest: String },
     #[error("{path}: {source}; check the directory is readable and writable and has space")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] WriteError),
     #[error("oci:{dir}: the image {digest} is not in the layout; pass the subject descriptor of the image the archive was trained in", dir = .dir.display())]
-    SubjectNotFound { dir: PathBuf, digest: String },
+    SubjectNotFound { dir: PathBuf, digest: Digest },
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
-    #[error(transparent)]
-    Platform(#[from] crate::registry::RegistryError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LayoutError + '_ {
@@ -87,9 +98,9 @@ impl OciLayout {
             root: dir.to_path_buf(),
         };
         fs::create_dir_all(layout.root.join("blobs").join("sha256")).map_err(io_err(dir))?;
-        layout.write_atomic(
-            &layout.root.join("oci-layout"),
+        verified::write_bytes(
             OCI_LAYOUT_CONTENT.as_bytes(),
+            &layout.root.join("oci-layout"),
         )?;
         layout.write_index(&ImageIndex::empty())?;
         Ok(layout)
@@ -147,31 +158,13 @@ impl OciLayout {
 
     fn write_index(&self, index: &ImageIndex) -> Result<(), LayoutError> {
         let body = serde_json::to_vec(index).expect("an index always serializes");
-        self.write_atomic(&self.root.join("index.json"), &body)
-    }
-
-    /// Writes a file through a temporary file in the same directory, fsync, rename.
-    fn write_atomic(&self, path: &Path, body: &[u8]) -> Result<(), LayoutError> {
-        let dir = path.parent().unwrap_or(&self.root);
-        let mut temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(io_err(dir))?;
-        temp.write_all(body).map_err(io_err(path))?;
-        temp.as_file().sync_all().map_err(io_err(path))?;
-        temp.persist(path).map_err(|e| LayoutError::Io {
-            path: path.to_path_buf(),
-            source: e.error,
-        })?;
+        verified::write_bytes(&body, &self.root.join("index.json"))?;
         Ok(())
     }
 
     /// Path of a blob by digest.
-    pub fn blob_path(&self, digest: &str) -> PathBuf {
-        self.root
-            .join("blobs")
-            .join("sha256")
-            .join(digest_hex(digest))
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs").join("sha256").join(digest.hex())
     }
 
     fn has_blob(&self, descriptor: &Descriptor) -> bool {
@@ -179,11 +172,11 @@ impl OciLayout {
     }
 
     /// Stores a small blob (manifest, config) atomically; returns its descriptor's digest.
-    pub fn write_blob(&self, body: &[u8]) -> Result<String, LayoutError> {
-        let digest = sha256_digest(body);
+    pub fn write_blob(&self, body: &[u8]) -> Result<Digest, LayoutError> {
+        let digest = Digest::of(body);
         let path = self.blob_path(&digest);
         if !path.exists() {
-            self.write_atomic(&path, body)?;
+            verified::write_bytes(body, &path)?;
         }
         Ok(digest)
     }
@@ -210,30 +203,16 @@ impl OciLayout {
     ) -> Result<(), LayoutError> {
         let dir = self.root.join("blobs").join("sha256");
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&dir)
-            .map_err(io_err(&dir))?;
-        let mut hashing = HashingReader::new(reader);
-        io::copy(&mut hashing, temp.as_file_mut()).map_err(io_err(&dir))?;
-        let (_, counter) = hashing.into_parts();
-        let name = format!("oci:{}", self.root.display());
-        artifact::check_size(&name, "blob", descriptor.size, counter.len())?;
-        artifact::check_digest(&name, "blob", &descriptor.digest, counter.finish_digest())?;
-        temp.as_file().sync_all().map_err(io_err(&dir))?;
-        let path = self.blob_path(&descriptor.digest);
-        temp.persist(&path).map_err(|e| LayoutError::Io {
-            path,
-            source: e.error,
-        })?;
+        verified::write_verified(
+            reader,
+            &self.blob_path(&descriptor.digest),
+            Some(&Expected::new(descriptor.digest.clone(), descriptor.size)),
+        )?;
         Ok(())
     }
 
     /// Opens a blob for reading (not verified; the reader checks the digest as it reads).
-    pub fn open_blob(&self, digest: &str) -> Result<File, LayoutError> {
-        if !is_sha256_digest(digest) {
-            return Err(self.not_a_layout(format!("a descriptor names the digest {digest:?}")));
-        }
+    pub fn open_blob(&self, digest: &Digest) -> Result<File, LayoutError> {
         File::open(self.blob_path(digest)).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => LayoutError::BlobMissing {
                 dir: self.root.clone(),
@@ -263,11 +242,11 @@ impl OciLayout {
     pub fn resolve(
         &self,
         tag: Option<&str>,
-        digest: Option<&str>,
+        digest: Option<&Digest>,
     ) -> Result<Descriptor, LayoutError> {
         let index = self.read_index()?;
         let found = match (digest, tag) {
-            (Some(d), _) => index.manifests.into_iter().find(|e| e.digest == d),
+            (Some(d), _) => index.manifests.into_iter().find(|e| e.digest == *d),
             (None, Some(t)) => index
                 .manifests
                 .into_iter()
@@ -291,7 +270,7 @@ impl OciLayout {
     pub fn get_manifest(
         &self,
         tag: Option<&str>,
-        digest: Option<&str>,
+        digest: Option<&Digest>,
     ) -> Result<RawManifest, LayoutError> {
         let descriptor = match (digest, tag) {
             // A digest may name a manifest that is only referenced from an index (per-platform).
@@ -299,7 +278,7 @@ impl OciLayout {
                 let size = fs::metadata(self.blob_path(d))
                     .map_err(io_err(&self.blob_path(d)))?
                     .len();
-                Descriptor::new(media_types::OCI_MANIFEST, d.to_string(), size)
+                Descriptor::new(media_types::OCI_MANIFEST, d.clone(), size)
             }
             _ => self.resolve(tag, digest)?,
         };
@@ -343,7 +322,7 @@ impl OciLayout {
         &self,
         prepared: &PreparedArchive,
         tag: &str,
-    ) -> Result<String, LayoutError> {
+    ) -> Result<Digest, LayoutError> {
         let layer_path = self.blob_path(&prepared.layer_descriptor.digest);
         // The layer was packed beside the blobs: a hard link publishes it without a copy, and
         // is atomic (it fails rather than replace an existing blob).
@@ -365,7 +344,7 @@ impl OciLayout {
         &self,
         index: &ImageIndex,
         tags: &[String],
-    ) -> Result<String, LayoutError> {
+    ) -> Result<Digest, LayoutError> {
         for entry in &index.manifests {
             self.read_blob(entry)?;
         }
@@ -384,9 +363,9 @@ impl OciLayout {
     }
 
     /// The subject descriptor for an image digest when the image is in this layout.
-    pub fn find_subject(&self, image_digest: &str) -> Result<Option<Descriptor>, LayoutError> {
+    pub fn find_subject(&self, image_digest: &Digest) -> Result<Option<Descriptor>, LayoutError> {
         let index = self.read_index()?;
-        if let Some(e) = index.manifests.iter().find(|e| e.digest == image_digest) {
+        if let Some(e) = index.manifests.iter().find(|e| e.digest == *image_digest) {
             return Ok(Some(Descriptor::new(
                 &e.media_type,
                 e.digest.clone(),
@@ -395,12 +374,12 @@ impl OciLayout {
         }
         let path = self.blob_path(image_digest);
         match fs::read(&path) {
-            Ok(bytes) if sha256_digest(&bytes) == image_digest => {
+            Ok(bytes) if Digest::of(&bytes) == *image_digest => {
                 let media_type = MediaTypeProbe::media_type_of(&bytes)
                     .unwrap_or_else(|| media_types::OCI_MANIFEST.to_string());
                 Ok(Some(Descriptor::new(
                     &media_type,
-                    image_digest.to_string(),
+                    image_digest.clone(),
                     bytes.len() as u64,
                 )))
             }
@@ -415,7 +394,7 @@ impl OciLayout {
         config: ArchiveConfig,
         archive_path: &Path,
         subject: Option<Descriptor>,
-    ) -> Result<(PreparedArchive, String), LayoutError> {
+    ) -> Result<(PreparedArchive, Digest), LayoutError> {
         let subject = match subject {
             Some(s) => s,
             None => self.find_subject(&config.image.digest)?.ok_or_else(|| {
@@ -427,13 +406,13 @@ impl OciLayout {
         };
         let tag = config.key.to_string();
         let temp_dir = self.root.join("blobs").join("sha256");
-        let prepared = artifact::prepare_archive(config, archive_path, subject, &temp_dir)?;
+        let prepared = prepare_archive(config, archive_path, subject, &temp_dir)?;
         let digest = self.write_prepared(&prepared, &tag)?;
         Ok((prepared, digest))
     }
 
     /// The archives in this layout whose manifest's subject is `image_digest`.
-    pub fn find_archives(&self, image_digest: &str) -> Result<Vec<Descriptor>, LayoutError> {
+    pub fn find_archives(&self, image_digest: &Digest) -> Result<Vec<Descriptor>, LayoutError> {
         let mut found = Vec::new();
         for entry in self.read_index()?.manifests {
             if entry.artifact_type.as_deref() != Some(media_types::ARCHIVE_ARTIFACT_TYPE)
@@ -453,7 +432,7 @@ impl OciLayout {
             if parsed
                 .subject
                 .as_ref()
-                .is_some_and(|s| s.digest == image_digest)
+                .is_some_and(|s| s.digest == *image_digest)
             {
                 found.push(entry);
             }
@@ -461,63 +440,97 @@ impl OciLayout {
         Ok(found)
     }
 
+    /// What `tag` or `digest` names in this layout (the digest when both are given).
+    pub fn content_ref(
+        &self,
+        tag: Option<&str>,
+        digest: Option<&Digest>,
+    ) -> Result<ContentRef, LayoutError> {
+        match (digest, tag) {
+            (Some(d), _) => Ok(ContentRef::Digest(d.clone())),
+            (None, Some(t)) => Ok(ContentRef::Tag(t.to_string())),
+            (None, None) => Err(LayoutError::NotFound {
+                dir: self.root.clone(),
+                what: "no tag or digest given (use oci:DIR:TAG)".into(),
+            }),
+        }
+    }
+
     /// Reads and checks the archive manifest and config at tag or digest (an index of
-    /// per-platform archives resolves to `platform`'s entry, default this machine's).
+    /// per-platform archives resolves to `platform`'s entry, default this machine's): the
+    /// content walk, run here and now on this thread.
     pub fn fetch_archive(
         &self,
         tag: Option<&str>,
-        digest: Option<&str>,
+        digest: Option<&Digest>,
         platform: Option<&Platform>,
     ) -> Result<ArchiveManifest, LayoutError> {
-        let mut raw = self.get_manifest(tag, digest)?;
-        let dir = self.root.display();
-        let mut name = match (digest, tag) {
-            (Some(d), _) => format!("oci:{dir}@{d}"),
-            (None, t) => format!("oci:{dir}:{}", t.unwrap_or_default()),
-        };
-        if media_types::is_index(&raw.media_type) {
-            let index: ImageIndex = artifact::parse_json(&raw.bytes, &name, "index")?;
-            let entry = crate::registry::pick_platform_archive(&name, &index, platform)?.clone();
-            let bytes = self.read_blob(&entry)?;
-            name = format!("oci:{dir}@{}", entry.digest);
-            raw = RawManifest {
-                media_type: entry.media_type,
-                digest: entry.digest,
-                bytes: bytes.into(),
-            };
-        }
-        let manifest = artifact::parse_archive_manifest(&raw.bytes, &name)?;
-        let config_bytes = self.read_blob(&manifest.config)?;
-        let config = artifact::parse_archive_config(&config_bytes, &manifest.config, &name)?;
-        Ok(ArchiveManifest {
-            reference: format!("oci:{dir}@{}", raw.digest),
-            manifest_digest: raw.digest,
-            manifest,
-            config,
-        })
+        let reference = self.content_ref(tag, digest)?;
+        futures::executor::block_on(content::fetch_archive(self, &reference, platform))
     }
 
     /// Unpacks the archive at tag or digest to `dest` atomically, every digest checked.
     pub fn pull_archive(
         &self,
         tag: Option<&str>,
-        digest: Option<&str>,
+        digest: Option<&Digest>,
         platform: Option<&Platform>,
         dest: &Path,
     ) -> Result<PulledArchive, LayoutError> {
-        let fetched = self.fetch_archive(tag, digest, platform)?;
-        let layer = self.open_blob(&fetched.layer().digest)?;
-        artifact::unpack_layer(
-            io::BufReader::with_capacity(256 * 1024, layer),
-            fetched.layer(),
-            &fetched.config.archive,
-            dest,
-            &fetched.reference,
-        )?;
-        Ok(PulledArchive {
-            manifest_digest: fetched.manifest_digest,
-            config: fetched.config,
-            path: dest.to_path_buf(),
+        let reference = self.content_ref(tag, digest)?;
+        futures::executor::block_on(content::pull_archive(self, &reference, platform, dest))
+    }
+}
+
+/// A layout is a content source. Its reads are local file reads done on the calling thread:
+/// layouts serve the CLI tools and tests, never the fetcher's runtime.
+impl ContentSource for OciLayout {
+    type Error = LayoutError;
+
+    fn name(&self, reference: &ContentRef) -> String {
+        format!("oci:{}{reference}", self.root.display())
+    }
+
+    async fn get_manifest(&self, reference: &ContentRef) -> Result<RawManifest, LayoutError> {
+        match reference {
+            ContentRef::Tag(t) => self.get_manifest(Some(t), None),
+            ContentRef::Digest(d) => self.get_manifest(None, Some(d)),
+        }
+    }
+
+    async fn get_blob(&self, descriptor: &Descriptor) -> Result<Bytes, LayoutError> {
+        self.read_blob(descriptor).map(Bytes::from)
+    }
+
+    async fn stream_blob(
+        &self,
+        descriptor: &Descriptor,
+        offset: u64,
+    ) -> Result<BlobStream<LayoutError>, LayoutError> {
+        let path = self.blob_path(&descriptor.digest);
+        let mut file = self.open_blob(&descriptor.digest)?;
+        let total = file.metadata().map_err(io_err(&path))?.len();
+        file.seek(io::SeekFrom::Start(offset.min(total)))
+            .map_err(io_err(&path))?;
+        let chunks = futures_util::stream::unfold(Some(file), move |file| {
+            let path = path.clone();
+            async move {
+                let mut file = file?;
+                let mut buf = vec![0u8; READ_CHUNK];
+                match file.read(&mut buf) {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok(Bytes::from(buf)), Some(file)))
+                    }
+                    Err(source) => Some((Err(LayoutError::Io { path, source }), None)),
+                }
+            }
+        });
+        Ok(BlobStream {
+            offset: offset.min(total),
+            total_size: Some(total),
+            stream: Box::pin(chunks),
         })
     }
 }
@@ -525,10 +538,10 @@ impl OciLayout {
 fn read_limited(path: &Path) -> Result<Vec<u8>, LayoutError> {
     let file = File::open(path).map_err(io_err(path))?;
     let mut bytes = Vec::new();
-    file.take(MAX_JSON_BYTES + 1)
+    file.take(MAX_MANIFEST_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io_err(path))?;
-    if bytes.len() as u64 > MAX_JSON_BYTES {
+    if bytes.len() > MAX_MANIFEST_BYTES {
         return Err(LayoutError::Io {
             path: path.to_path_buf(),
             source: io::Error::other("larger than 4 MiB, not a manifest"),
@@ -540,8 +553,16 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, LayoutError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::format_tests::sample_config;
-    use crate::oci::ImageManifest;
+
+    fn sample_config() -> ArchiveConfig {
+        classcache_core::testing::sample_config(
+            "127.0.0.1:5000/app:1",
+            "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            classcache_core::key::ArchiveKind::DynamicCds,
+            &[],
+        )
+    }
+    use classcache_core::oci::ImageManifest;
 
     fn image_manifest(layout: &OciLayout) -> Descriptor {
         let config =
@@ -642,11 +663,7 @@ mod tests {
         let src = dir.path().join("a.jsa");
         fs::write(&src, b"amd64 archive").unwrap();
         let (prepared, _) = layout.push_archive(config, &src, None).unwrap();
-        let image_index = Descriptor::new(
-            media_types::OCI_INDEX,
-            format!("sha256:{}", "c".repeat(64)),
-            300,
-        );
+        let image_index = Descriptor::new(media_types::OCI_INDEX, Digest::of(b"image index"), 300);
         let entry = artifact::archive_index_entry(&prepared.manifest_descriptor, &prepared.config);
         let index = artifact::build_archive_index(
             vec![entry.clone()],
@@ -661,8 +678,8 @@ mod tests {
 
         let found = layout.find_archives(&image_index.digest).unwrap();
         assert_eq!(
-            found.iter().map(|d| d.digest.as_str()).collect::<Vec<_>>(),
-            [digest.as_str()]
+            found.iter().map(|d| &d.digest).collect::<Vec<_>>(),
+            [&digest]
         );
         let out = dir.path().join("out");
         let pulled = layout
