@@ -1,13 +1,14 @@
 //! classcache-fetcher: node cache daemon (`serve`) and init-container mode (`init`).
 //! A thin command line over the library; it must not hold logic of its own.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use classcache_core::artifact::Platform;
 use classcache_core::paths::NODE_STORE_DIR;
 use classcache_core::podtemplate::cluster::{
     DeliveryMode, DEFAULT_INIT_TIMEOUT_SECS, FETCHER_PORT, NAMESPACE, PEERS_SERVICE,
 };
+use classcache_core::size::ByteSize;
 use classcache_fetcher::archive::Archives;
 use classcache_fetcher::init::{self, InitJob};
 use classcache_fetcher::metrics::Metrics;
@@ -35,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the node fetcher (the DaemonSet's container).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Make the pod's archives available before its JVM starts (the init container).
     Init(InitArgs),
 }
@@ -63,8 +64,8 @@ struct ServeArgs {
     peers_service: String,
     /// Size cap of the store (bytes, or a quantity such as 10Gi or 500Mi, as `kubectl classcache
     /// install --max-size` writes it); least recently used entries not in use are evicted.
-    #[arg(long = "max-size", default_value = "10Gi", value_parser = parse_size)]
-    max_store_bytes: u64,
+    #[arg(long = "max-size", default_value = "10Gi")]
+    max_store_bytes: ByteSize,
     /// Entries used this recently are never evicted (a pod may be starting on them).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     in_use_grace: Duration,
@@ -87,7 +88,7 @@ struct ServeArgs {
     insecure_registries: Vec<String>,
     /// Platform to pick from archive indexes, os/arch[/variant] (default: this machine's).
     #[arg(long)]
-    platform: Option<String>,
+    platform: Option<Platform>,
     /// Test only: corrupt every chunk uploaded to peers.
     #[arg(long, hide = true)]
     corrupt_uploads: bool,
@@ -111,45 +112,6 @@ struct InitArgs {
     fail_closed: bool,
 }
 
-/// A byte count: a plain number, or a Kubernetes binary quantity (Ki, Mi, Gi, Ti).
-fn parse_size(s: &str) -> Result<u64, String> {
-    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, ""),
-    };
-    let shift = match unit {
-        "" => 0,
-        "Ki" => 10,
-        "Mi" => 20,
-        "Gi" => 30,
-        "Ti" => 40,
-        _ => {
-            return Err(format!(
-                "{s:?} is not a size; use bytes or a quantity such as 10Gi or 500Mi"
-            ))
-        }
-    };
-    number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| {
-            format!("{s:?} is not a size; use bytes or a quantity such as 10Gi or 500Mi")
-        })
-}
-
-fn parse_platform(s: &str) -> anyhow::Result<Platform> {
-    let parts: Vec<&str> = s.split('/').collect();
-    match parts.as_slice() {
-        [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-            os: os.to_string(),
-            architecture: arch.to_string(),
-            variant: parts.get(2).map(|v| v.to_string()),
-        }),
-        _ => bail!("--platform {s:?}: write os/arch or os/arch/variant, e.g. linux/arm64"),
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -165,7 +127,7 @@ fn main() -> anyhow::Result<()> {
             .max_blocking_threads(4)
             .enable_all()
             .build()?
-            .block_on(serve(args)),
+            .block_on(serve(*args)),
         Command::Init(args) => {
             let fail_closed = args.fail_closed;
             let job = InitJob {
@@ -197,7 +159,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let store = Store::open(
         &args.store,
-        args.max_store_bytes,
+        args.max_store_bytes.bytes(),
         args.in_use_grace,
         metrics.clone(),
     )
@@ -232,10 +194,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_hops: 32,
     };
     let node = Node::new(config, store, peers, origin, metrics);
-    let platform = match &args.platform {
-        Some(p) => parse_platform(p)?,
-        None => Platform::current(),
-    };
+    let platform = args.platform.clone().unwrap_or_else(Platform::current);
     let archives = Archives::new(node, platform);
     let state = ServeState {
         archives,
@@ -258,4 +217,52 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `kubectl classcache install --max-size` renders its value into the DaemonSet as given:
+    /// every size install accepts must start the fetcher.
+    #[test]
+    fn every_size_install_accepts_starts_the_fetcher() {
+        for (text, bytes) in classcache_core::size::EXAMPLES {
+            let cli = Cli::try_parse_from([
+                "classcache-fetcher",
+                "serve",
+                "--node-id",
+                "n1",
+                "--max-size",
+                text,
+            ])
+            .unwrap_or_else(|e| panic!("--max-size {text}: {e}"));
+            let Command::Serve(args) = cli.command else {
+                panic!("not serve")
+            };
+            assert_eq!(args.max_store_bytes.bytes(), *bytes, "{text}");
+        }
+        let e = Cli::try_parse_from([
+            "classcache-fetcher",
+            "serve",
+            "--node-id",
+            "n",
+            "--max-size",
+            "lots",
+        ])
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("such as 10Gi"), "{e}");
+        let e = Cli::try_parse_from([
+            "classcache-fetcher",
+            "serve",
+            "--node-id",
+            "n",
+            "--platform",
+            "linux",
+        ])
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("e.g. linux/arm64"), "{e}");
+    }
 }

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use classcache_core::podtemplate::FETCHER_PORT;
+use classcache_core::size::ByteSize;
 use serde_json::Value;
 
 use crate::cli::RenderArgs;
@@ -111,16 +112,11 @@ fn substitute(value: &mut Value, params: &[(&str, String)]) {
     }
 }
 
-/// Accepts a Kubernetes-style byte quantity (`10Gi`, `500M`, `1073741824`).
+/// Accepts a byte size the fetcher's `--max-size` accepts (core's one parser): the value is
+/// rendered into the DaemonSet as written.
 fn check_quantity(q: &str) -> Result<()> {
-    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let suffix = &q[digits.len()..];
-    let ok = !digits.is_empty()
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && ["", "k", "K", "Ki", "M", "Mi", "G", "Gi", "T", "Ti"].contains(&suffix);
-    if !ok {
-        bail!("--max-size {q:?} is not a size; use e.g. 10Gi, 500Mi or a number of bytes");
-    }
+    q.parse::<ByteSize>()
+        .map_err(|e| anyhow::Error::new(e).context(format!("--max-size {q:?}")))?;
     Ok(())
 }
 
@@ -198,6 +194,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--max-size \"lots\""), "{e}");
+        // Every size the fetcher's --max-size takes renders (the same parser, core's ByteSize).
+        for (size, _) in classcache_core::size::EXAMPLES {
+            let objects = render(&RenderArgs {
+                max_size: size.to_string(),
+                ..defaults()
+            })
+            .unwrap_or_else(|e| panic!("--max-size {size}: {e:#}"));
+            let ds = objects.iter().find(|o| o["kind"] == "DaemonSet").unwrap();
+            let args = ds["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+            assert!(args.contains(&format!("\"{size}\"")), "{args}");
+        }
         let e = render(&RenderArgs {
             store_dir: "rel".into(),
             ..defaults()
