@@ -117,7 +117,7 @@ pub fn destination(args: &Args) -> Result<Destination> {
     let to = match (&args.to, args.uses_local_runtime()) {
         (Some(to), _) => to.clone(),
         (None, true) => bail!("the local runtime has no image repository to push to; pass --to oci:DIR:TAG (an OCI layout directory) or --to REGISTRY/REPO"),
-        (None, false) => docker::repository_of(&args.image).to_string(),
+        (None, false) => classcache_core::reference::repository_of(&args.image).to_string(),
     };
     match to
         .parse::<ArchiveLocation>()

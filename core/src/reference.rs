@@ -49,6 +49,17 @@ pub enum ArchiveLocation {
     Registry(RegistryRef),
 }
 
+/// `host:port/repo` of `host:port/repo:tag` or `…@sha256:…`, as text (a registry port is not
+/// a tag), for references that may not parse as a [`RegistryRef`] (Docker's own names).
+pub fn repository_of(image: &str) -> &str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let name_start = without_digest.rfind('/').map_or(0, |slash| slash + 1);
+    match without_digest[name_start..].find(':') {
+        Some(colon) => &without_digest[..name_start + colon],
+        None => without_digest,
+    }
+}
+
 /// True for a valid OCI tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn is_valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
@@ -311,6 +322,17 @@ mod tests {
         let r = reg("ghcr.io/org/app");
         assert!(!r.is_loopback());
         assert_eq!(r.tag, None);
+    }
+
+    #[test]
+    fn repositories_keep_ports() {
+        assert_eq!(repository_of("127.0.0.1:5055/a/b:t"), "127.0.0.1:5055/a/b");
+        assert_eq!(repository_of("127.0.0.1:5055/a/b"), "127.0.0.1:5055/a/b");
+        assert_eq!(
+            repository_of("127.0.0.1:5055/a/b@sha256:00"),
+            "127.0.0.1:5055/a/b"
+        );
+        assert_eq!(repository_of("app"), "app");
     }
 
     #[test]

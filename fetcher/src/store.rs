@@ -622,22 +622,10 @@ mod tests {
 
     /// A tar+gzip layer holding one file, and its ArchiveFile description.
     pub(crate) fn layer_with(name: &str, content: &[u8]) -> (Vec<u8>, ArchiveFile) {
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        let mut header = tar::Header::new_gnu();
-        header.set_size(content.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, name, content).unwrap();
-        let gz = tar.into_inner().unwrap().finish().unwrap();
-        let file = ArchiveFile {
-            name: name.into(),
-            size: content.len() as u64,
-            sha256: Digest::of(content).hex().into(),
-        };
-        (gz, file)
+        let (gz, packed) =
+            classcache_core::artifact::pack_layer(content, content.len() as u64, name, Vec::new())
+                .unwrap();
+        (gz, packed.archive)
     }
 
     fn record(pinned: &Digest, layer: &Digest, gz: &[u8], file: &ArchiveFile) -> PublishedRecord {

@@ -233,19 +233,10 @@ impl Harness {
         let list: Vec<String> = serde_json::from_str(&digests).unwrap_or_else(|e| {
             panic!("docker image inspect {image}: bad RepoDigests {digests}: {e}")
         });
-        let prefix = repository_of(image);
+        let prefix = classcache_core::reference::repository_of(image);
         list.iter()
             .find_map(|d| d.strip_prefix(&format!("{prefix}@")).map(str::to_string))
             .unwrap_or_else(|| panic!("{image} has no digest in {}: push it first", self.registry))
-    }
-}
-
-/// `127.0.0.1:5055/repo` of `127.0.0.1:5055/repo:tag` (a registry port is not a tag).
-fn repository_of(image: &str) -> &str {
-    let name_start = image.rfind('/').map_or(0, |slash| slash + 1);
-    match image[name_start..].find(':') {
-        Some(colon) => &image[..name_start + colon],
-        None => image,
     }
 }
 
@@ -265,12 +256,6 @@ mod tests {
     fn env_file_missing_variable_is_named() {
         let err = Harness::from_env_file("export DOCKER_HOST='unix:///x'\n").unwrap_err();
         assert!(err.contains("CLASSCACHE_DOCKER_CLI"), "{err}");
-    }
-
-    #[test]
-    fn repository_keeps_the_registry_port() {
-        assert_eq!(repository_of("127.0.0.1:5055/a/b:t"), "127.0.0.1:5055/a/b");
-        assert_eq!(repository_of("127.0.0.1:5055/a/b"), "127.0.0.1:5055/a/b");
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl DockerRuntime {
             .inspect_image(&image)
             .await
             .with_context(|| format!("cannot inspect the image {image} after pulling it"))?;
-        let repository = repository_of(&image);
+        let repository = classcache_core::reference::repository_of(&image);
         let repo_digests = inspect.repo_digests.clone().unwrap_or_default();
         let digest = repo_digests
             .iter()
@@ -645,29 +645,9 @@ async fn pull(docker: &Docker, image: &str, console: &Console) -> Result<()> {
     Ok(())
 }
 
-/// `host:port/repo` of `host:port/repo:tag` or `…@sha256:…`.
-pub fn repository_of(image: &str) -> &str {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let name_start = without_digest.rfind('/').map_or(0, |slash| slash + 1);
-    match without_digest[name_start..].find(':') {
-        Some(colon) => &without_digest[..name_start + colon],
-        None => without_digest,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repositories_keep_ports() {
-        assert_eq!(repository_of("127.0.0.1:5055/a/b:t"), "127.0.0.1:5055/a/b");
-        assert_eq!(
-            repository_of("127.0.0.1:5055/a/b@sha256:00"),
-            "127.0.0.1:5055/a/b"
-        );
-        assert_eq!(repository_of("app"), "app");
-    }
 
     #[test]
     fn api_versions_compare_numerically() {
