@@ -39,8 +39,10 @@ step "kubernetes $K8S_VERSION + etcd"
 	./cmd/etcd)
 
 step "containerd"
+# The kubelet refuses a runtime whose CRI Version response has no RuntimeVersion.
+ctrd_version=$(cd "$here/containerd" && go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
 (cd "$here/containerd" && go build -trimpath -tags 'no_btrfs no_devmapper no_zfs urfave_cli_no_docs' \
-	-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$(sed -n 's|^\tgithub.com/containerd/containerd/v2 ||p' go.mod)" \
+	-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$ctrd_version -X github.com/containerd/containerd/v2/version.Revision=module" \
 	-o "$out/" \
 	github.com/containerd/containerd/v2/cmd/containerd \
 	github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
