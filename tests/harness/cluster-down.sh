@@ -37,9 +37,37 @@ esac
 exec 8>"$H/cluster.lock"
 flock -w 600 8 || die "cluster-up.sh has held $H/cluster.lock for 10 minutes" "$H/cluster.lock" "wait for it or stop it first"
 
-stop() { # PIDFILE MARKER NAME
-	if pid_is_ours "$1" "$2"; then log "stopping $3 (pid $(cat "$1"))"; fi
-	stop_pidfile "$1" "$2" 10
+# alive PID: running, not a zombie (our daemons' parent is init, which may reap late).
+alive() {
+	local state
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+# stop_batch TIMEOUT_S NAME PIDFILE MARKER [NAME PIDFILE MARKER]...: SIGTERM every listed
+# process that is ours at once, wait for all, SIGKILL what is left after TIMEOUT_S.
+stop_batch() {
+	local timeout=$1 pids=() pid i
+	shift
+	while [ $# -ge 3 ]; do
+		if pid_is_ours "$2" "$3"; then
+			pid=$(cat "$2")
+			log "stopping $1 (pid $pid)"
+			kill -TERM "$pid" 2>/dev/null || true
+			pids+=("$pid")
+		fi
+		rm -f "$2"
+		shift 3
+	done
+	for i in $(seq 1 $((timeout * 10))); do
+		local left=()
+		for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
+		pids=("${left[@]}")
+		[ ${#pids[@]} -eq 0 ] && return 0
+		sleep 0.1
+	done
+	log "killing pids ${pids[*]} (no exit ${timeout}s after SIGTERM)"
+	kill -KILL "${pids[@]}" 2>/dev/null || true
 }
 
 # Every process in a cgroup tree, in any hierarchy.
@@ -50,10 +78,12 @@ pids_in_cgroups() {
 	done | sort -u
 }
 
+batch=()
 for node in "${NODES[@]}"; do
-	stop "$C/$node/kubelet.pid" "$C/$node/kubelet.yaml" "kubelet of $node"
-	stop "$C/$node/kube-proxy.pid" "$C/$node/kube-proxy.yaml" "kube-proxy of $node"
+	batch+=("kubelet of $node" "$C/$node/kubelet.pid" "$C/$node/kubelet.yaml")
+	batch+=("kube-proxy of $node" "$C/$node/kube-proxy.pid" "$C/$node/kube-proxy.yaml")
 done
+stop_batch 10 "${batch[@]}"
 
 # The pods' processes: everything in the nodes' cgroups (the kubelet put them there).
 for _ in $(seq 1 50); do
@@ -68,26 +98,31 @@ done
 # Shims of our containerds (their command line names our socket), and their sockets in
 # /run/containerd/s (named by a hash of socket, namespace and id; see containerd's
 # pkg/shim SocketAddress).
+batch=()
+sockets=()
 for node in "${NODES[@]}"; do
 	sock=$(containerd_sock "$node")
+	n=0
 	for pid in $(pgrep -f -- "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true); do
 		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
 		id=$(echo "$args" | sed -n 's/.* -id \([^ ]*\).*/\1/p')
 		ns=$(echo "$args" | sed -n 's/.* -namespace \([^ ]*\).*/\1/p')
-		echo "$pid" >"$C/shim.pid.tmp"
-		stop_pidfile "$C/shim.pid.tmp" "-address $sock" 5
-		[ -n "$id" ] && rm -f "/run/containerd/s/$(printf '%s' "$sock/$ns/$id" | sha256sum | cut -c1-64)"
+		n=$((n + 1))
+		echo "$pid" >"$C/shim-$node-$n.pid"
+		batch+=("shim $id" "$C/shim-$node-$n.pid" "-address $sock")
+		[ -n "$id" ] && sockets+=("/run/containerd/s/$(printf '%s' "$sock/$ns/$id" | sha256sum | cut -c1-64)")
 	done
-	stop "$C/$node/containerd.pid" "$C/$node/containerd/config.toml" "containerd of $node"
-	stop "$C/$node/forwarder.pid" "classcache-cluster-fwd:$C:" "registry forwarder of $node"
+	batch+=("containerd of $node" "$C/$node/containerd.pid" "$C/$node/containerd/config.toml")
+	batch+=("registry forwarder of $node" "$C/$node/forwarder.pid" "classcache-cluster-fwd:$C:")
 done
-rm -f "$C/shim.pid.tmp"
+batch+=("registry forwarder" "$C/forwarder.pid" "classcache-cluster-fwd:$C:")
+batch+=(kube-scheduler "$C/scheduler.pid" "$C/kubeconfig/scheduler.kubeconfig")
+batch+=(kube-controller-manager "$C/controller-manager.pid" "$C/kubeconfig/controller-manager.kubeconfig")
+stop_batch 10 "${batch[@]}"
+[ ${#sockets[@]} -eq 0 ] || rm -f "${sockets[@]}"
 rmdir /run/containerd/s /run/containerd 2>/dev/null || true
-stop "$C/forwarder.pid" "classcache-cluster-fwd:$C:" "registry forwarder"
-stop "$C/scheduler.pid" "$C/kubeconfig/scheduler.kubeconfig" kube-scheduler
-stop "$C/controller-manager.pid" "$C/kubeconfig/controller-manager.kubeconfig" kube-controller-manager
-stop "$C/apiserver.pid" "$C/pki/apiserver.crt" kube-apiserver
-stop "$C/etcd.pid" "$C/etcd/data" etcd
+stop_batch 15 kube-apiserver "$C/apiserver.pid" "$C/pki/apiserver.crt"
+stop_batch 10 etcd "$C/etcd.pid" "$C/etcd/data"
 
 # Mounts under $C and the short run dir (the node mount namespaces' nsfs files, and
 # anything a crashed run left in the host's table), deepest first; lazy when busy.
@@ -129,6 +164,11 @@ done
 # What the runtimes leave on the host outside $C: CNI result cache entries of our
 # network, kubelet's symlinks to our pods' logs, the short run dirs.
 rm -f /var/lib/cni/results/classcache-harness-* 2>/dev/null || true
+# go-cni's loopback network caches results too; ours name a netns under our run dirs.
+for node in "${NODES[@]}"; do
+	grep -lF "$(node_run_dir "$node")/" /var/lib/cni/results/cni-loopback-* 2>/dev/null | xargs -r rm -f
+done
+rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
 find /var/log/containers -maxdepth 1 -type l -lname "$C/*" -delete 2>/dev/null || true
 for node in "${NODES[@]}"; do
 	run=$(node_run_dir "$node")

@@ -122,7 +122,10 @@ ensure_binaries() {
 	hash=$(cluster_build_hash)
 	dir=$CACHE_ROOT/cluster-$hash
 	BIN=$dir/bin
-	[ -f "$dir/complete" ] && return 0
+	if [ -f "$dir/complete" ]; then
+		touch "$dir/last-used"
+		return 0
+	fi
 	mkdir -p "$dir" || die "cannot create the binary cache $dir" "none" "set CLASSCACHE_CACHE_DIR to a writable dir"
 	exec 7>"$dir.lock"
 	if ! flock -n 7; then
@@ -141,8 +144,14 @@ ensure_binaries() {
 		rm -rf "$BIN"
 		mv "$dir/bin.tmp" "$BIN"
 		echo "$((SECONDS - t0))" >"$dir/build-seconds"
-		touch "$dir/complete"
+		touch "$dir/complete" "$dir/last-used"
 		log "cold build took $((SECONDS - t0)) s"
+		# Builds of other sources (other branches) unused for 14 days go.
+		find "$CACHE_ROOT" -maxdepth 2 -path "$CACHE_ROOT/cluster-*/last-used" -mtime +14 -printf '%h\n' |
+			while IFS= read -r old; do
+				log "deleting the unused cluster binaries $old"
+				rm -rf "$old" "$old.lock"
+			done
 	fi
 	exec 7>&-
 }

@@ -30,6 +30,11 @@ esac
 exec 9>"$H/up.lock"
 flock -w 600 9 || die "up.sh has held $H/up.lock for 10 minutes; wait for it or stop it first"
 
+# The Kubernetes cluster first: its nodes pull from the registry stopped below.
+cluster_args=()
+$purge && cluster_args=(--purge)
+"$(dirname "${BASH_SOURCE[0]}")/cluster-down.sh" "${cluster_args[@]}" 9>&- || die "cluster-down.sh failed (its message above)"
+
 if pid_is_ours "$H/registry.pid" "$H/registry/config.yml"; then
 	log "stopping registry (pid $(cat "$H/registry.pid"))"
 fi

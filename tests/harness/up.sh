@@ -16,7 +16,8 @@
 #   * a CNCF distribution registry (Debian docker-registry, 2.8) on 127.0.0.1:$PORT
 #     (PORT = $CLASSCACHE_REGISTRY_PORT, else 5055, or the next free port up to 5074 when
 #     another program holds 5055; $H/env says which), storage $H/registry/data (filesystem
-#     driver), deletes enabled, log $H/registry.log. Plain HTTP; Docker treats 127.0.0.1
+#     driver), deletes enabled, log $H/registry.log (with the access log: one line per
+#     request, with status and bytes sent). Plain HTTP; Docker treats 127.0.0.1
 #     registries as insecure, so `docker push 127.0.0.1:$PORT/...` works as is.
 #   * JVM base images, built with `docker import` (rebuilt only when their inputs change,
 #     and bit-for-bit reproducible, so every checkout gets the same layer digests):
@@ -37,6 +38,10 @@
 #   ENTRYPOINT all work with the legacy builder). After building the images up.sh checks
 #   once that such a build runs and that `docker push` to the registry works; that also puts
 #   both JVM base layers in the registry, so later pushes of images FROM them are quick.
+#
+#   * at the end, a two-node Kubernetes cluster: tests/harness/cluster-up.sh (skipped when
+#     CLASSCACHE_HARNESS_CLUSTER=0; a cold first run builds its binaries for many minutes;
+#     it appends the CLASSCACHE_KUBECONFIG/CLASSCACHE_CLUSTER_* names to $H/env).
 #
 # State: $H = $CLASSCACHE_HARNESS_DIR, default <repo root>/.harness (the sockets move to
 # /tmp/classcache-harness-<hash of $H> when $H is too long for a unix socket path). up.sh
@@ -171,7 +176,7 @@ version: 0.1
 log:
   level: warn
   accesslog:
-    disabled: true
+    disabled: false
 storage:
   filesystem:
     rootdirectory: $H/registry/data
@@ -195,8 +200,9 @@ start_registry() {
 		running_port=$(sed -n 's/^  addr: 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$conf")
 		if [ -z "${CLASSCACHE_REGISTRY_PORT:-}" ] || [ "$CLASSCACHE_REGISTRY_PORT" = "$running_port" ]; then
 			REGISTRY_PORT=$running_port
-			registry_answers "$REGISTRY_PORT" && return 0
-			log "registry (pid $(cat "$H/registry.pid")) does not answer on $REGISTRY_PORT; restarting it"
+			# A registry started with an older config (e.g. without the access log) restarts.
+			registry_config "$REGISTRY_PORT" | cmp -s - "$conf" && registry_answers "$REGISTRY_PORT" && return 0
+			log "registry (pid $(cat "$H/registry.pid")) has an older config or does not answer on $REGISTRY_PORT; restarting it"
 		else
 			port_is_listening "$CLASSCACHE_REGISTRY_PORT" &&
 				die "127.0.0.1:$CLASSCACHE_REGISTRY_PORT is taken by another program; stop it or set CLASSCACHE_REGISTRY_PORT to a free port"
@@ -467,4 +473,9 @@ verify_build_and_push
 	done
 } >"$H/env.tmp"
 mv "$H/env.tmp" "$H/env"
+# The Kubernetes cluster (tests/harness/cluster-up.sh documents it and the names it adds
+# to $H/env); CLASSCACHE_HARNESS_CLUSTER=0 skips it.
+if [ "${CLASSCACHE_HARNESS_CLUSTER:-1}" != 0 ]; then
+	"$REPO_ROOT/tests/harness/cluster-up.sh" 9>&- || die "cluster-up.sh failed (its message above)"
+fi
 log "ready; source $H/env"
