@@ -87,6 +87,9 @@ die() {
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # shellcheck source=tests/harness/cluster-common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/cluster-common.sh"
+# Any other failing command still ends in the one-line ERROR format.
+set -E
+trap 'die "cluster-up.sh line $LINENO failed: $BASH_COMMAND (phase: ${phase_name:-start})" "$C (the phase'"'"'s logs)" "run tests/harness/cluster-down.sh, then cluster-up.sh again"' ERR
 
 [ "$(id -u)" -eq 0 ] || die "cluster-up.sh needs root (namespaces, mounts, cgroups)" "none" "run it as root"
 mkdir -p "$C"
