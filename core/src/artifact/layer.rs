@@ -54,7 +54,7 @@ pub fn pack_layer<R: Read, W: Write>(
     header.set_entry_type(tar::EntryType::Regular);
     header.set_cksum();
     let mut reader = HashingReader::new(archive.take(size));
-    let appended = tar.append(&header, &mut reader);
+    tar.append(&header, &mut reader).map_err(write_err)?;
     let (_, archive_counter) = reader.into_parts();
     if archive_counter.len() != size {
         return Err(ArtifactError::ArchiveChanged {
@@ -63,7 +63,6 @@ pub fn pack_layer<R: Read, W: Write>(
             actual: archive_counter.len(),
         });
     }
-    appended.map_err(write_err)?;
     let gz = tar.into_inner().map_err(write_err)?;
     let counted = gz.finish().map_err(write_err)?;
     let (out, layer_counter) = counted.into_parts();
