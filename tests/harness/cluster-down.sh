@@ -37,6 +37,14 @@ esac
 exec 8>"$H/cluster.lock"
 flock -w 600 8 || die "cluster-up.sh has held $H/cluster.lock for 10 minutes" "$H/cluster.lock" "wait for it or stop it first"
 
+# The cluster's names leave $H/env first, so no test starts against a stopping cluster.
+rm -f "$C/env"
+if [ -f "$H/env" ] && grep -q '^export CLASSCACHE_KUBECONFIG=' "$H/env"; then
+	grep -v -e '^export CLASSCACHE_CLUSTER_' -e '^export CLASSCACHE_KUBECONFIG=' -e '^export CLASSCACHE_KUBECTL=' \
+		-e '^# Written by tests/harness/cluster-up.sh' "$H/env" >"$H/env.cluster.tmp" || true
+	mv "$H/env.cluster.tmp" "$H/env"
+fi
+
 # alive PID: running, not a zombie (our daemons' parent is init, which may reap late).
 alive() {
 	local state

@@ -738,8 +738,6 @@ exec "$BIN/ctr" --address "\$sock" --namespace k8s.io "\$@"
 EOF
 	chmod +x "$C/ctr"
 	{
-		[ -f "$envf" ] && grep -v -e '^export CLASSCACHE_CLUSTER_' -e '^export CLASSCACHE_KUBECONFIG=' -e '^export CLASSCACHE_KUBECTL=' \
-			-e '^# Written by tests/harness/cluster-up.sh' "$envf"
 		echo "# Written by tests/harness/cluster-up.sh: the harness Kubernetes cluster."
 		printf "export CLASSCACHE_KUBECONFIG='%s'\n" "$C/kubeconfig/admin.kubeconfig"
 		printf "export CLASSCACHE_KUBECTL='%s'\n" "$BIN/kubectl"
@@ -758,6 +756,13 @@ EOF
 		printf "export CLASSCACHE_CLUSTER_CTR='%s'\n" "$C/ctr"
 		printf "export CLASSCACHE_CLUSTER_REGISTRY='%s'\n" "$REGISTRY"
 		printf "export CLASSCACHE_CLUSTER_BIN='%s'\n" "$BIN"
+	} >"$C/env"
+	# $C/env is the cluster's part; up.sh keeps it in $H/env while the cluster runs, even
+	# when CLASSCACHE_HARNESS_CLUSTER=0 skips this script; cluster-down.sh deletes it.
+	{
+		[ -f "$envf" ] && grep -v -e '^export CLASSCACHE_CLUSTER_' -e '^export CLASSCACHE_KUBECONFIG=' -e '^export CLASSCACHE_KUBECTL=' \
+			-e '^# Written by tests/harness/cluster-up.sh' "$envf"
+		cat "$C/env"
 	} >"$envf.cluster.tmp"
 	mv "$envf.cluster.tmp" "$envf"
 }

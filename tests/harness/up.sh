@@ -477,5 +477,7 @@ mv "$H/env.tmp" "$H/env"
 # to $H/env); CLASSCACHE_HARNESS_CLUSTER=0 skips it.
 if [ "${CLASSCACHE_HARNESS_CLUSTER:-1}" != 0 ]; then
 	"$REPO_ROOT/tests/harness/cluster-up.sh" 9>&- || die "cluster-up.sh failed (its message above)"
+elif [ -f "$H/cluster/env" ]; then
+	cat "$H/cluster/env" >>"$H/env" # skipped, but a cluster from an earlier run is up
 fi
 log "ready; source $H/env"
