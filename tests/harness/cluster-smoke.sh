@@ -10,7 +10,8 @@
 # non-compliant pod is refused there); pod to pod across nodes; a ClusterIP Service with
 # internalTrafficPolicy: Local answers from the caller's own node; a Cluster-policy
 # Service; kubectl logs and exec (API server -> kubelet -> containerd); hostPort and
-# hostNetwork pods reached at status.hostIP from a pod on the other node and from the host.
+# hostNetwork pods reached at status.hostIP from a pod on the other node and from the host;
+# an image volume.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 H=${CLASSCACHE_HARNESS_DIR:-$PWD/.harness}
@@ -201,6 +202,27 @@ say "pod on $b -> hostNetwork pod $host_ip:18081: $out"
 echo "$out" | grep -q "$host_ip" || fail "hostNetwork pod at status.hostIP"
 out=$(k -n cc-smoke-host exec hostnet -- sh -c 'printf "GET /v2/ HTTP/1.0\r\n\r\n" | nc -w 5 127.0.0.1 "${REG#*:}"' | head -1)
 say "hostNetwork pod on $a -> registry http://$CLASSCACHE_TEST_REGISTRY/v2/: $out"
+
+# ---- an image volume (beta, on by default in 1.35), in the restricted namespace
+k apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: imagevolume, namespace: cc-smoke}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: c
+    image: $img
+    command: [sh, -c, 'ls /cache/bin/busybox && exec sleep 3600']
+    volumeMounts: [{name: cache, mountPath: /cache}]
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+  volumes:
+  - name: cache
+    image: {reference: "$img", pullPolicy: IfNotPresent}
+EOF
+k -n cc-smoke wait --for=condition=Ready pod/imagevolume --timeout=120s >/dev/null || fail "image volume pod not Ready"
+say "image volume $img mounted at /cache: $(k -n cc-smoke logs imagevolume)"
 
 # ---- registry access log: the nodes' blob GETs
 say "registry access log since the push (blob GETs by containerd):"
