@@ -55,7 +55,7 @@ alive() {
 # stop_batch TIMEOUT_S NAME PIDFILE MARKER [NAME PIDFILE MARKER]...: SIGTERM every listed
 # process that is ours at once, wait for all, SIGKILL what is left after TIMEOUT_S.
 stop_batch() {
-	local timeout=$1 pids=() pid i
+	local timeout=$1 pids=() pid
 	shift
 	while [ $# -ge 3 ]; do
 		if pid_is_ours "$2" "$3"; then
@@ -67,7 +67,7 @@ stop_batch() {
 		rm -f "$2"
 		shift 3
 	done
-	for i in $(seq 1 $((timeout * 10))); do
+	for _ in $(seq 1 $((timeout * 10))); do
 		local left=()
 		for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
 		pids=("${left[@]}")
@@ -95,10 +95,10 @@ stop_batch 10 "${batch[@]}"
 
 # The pods' processes: everything in the nodes' cgroups (the kubelet put them there).
 for _ in $(seq 1 50); do
-	pids=$(pids_in_cgroups "$CGROUP_PARENT")
-	[ -z "$pids" ] && break
+	cg_pids=$(pids_in_cgroups "$CGROUP_PARENT")
+	[ -z "$cg_pids" ] && break
 	# shellcheck disable=SC2086
-	kill -KILL $pids 2>/dev/null || true
+	kill -KILL $cg_pids 2>/dev/null || true
 	sleep 0.1
 done
 [ -z "$(pids_in_cgroups "$CGROUP_PARENT")" ] || log "processes left in the cgroups /$CGROUP_PARENT: $(pids_in_cgroups "$CGROUP_PARENT" | tr '\n' ' ')"
@@ -180,7 +180,8 @@ rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
 find /var/log/containers -maxdepth 1 -type l -lname "$C/*" -delete 2>/dev/null || true
 for node in "${NODES[@]}"; do
 	run=$(node_run_dir "$node")
-	case $run in "$C"/*) rm -rf "$run" ;; *) rm -rf "$run" && rmdir "$(dirname "$run")" 2>/dev/null || true ;; esac
+	rm -rf "$run"
+	case $run in "$C"/*) ;; *) rmdir "$(dirname "$run")" 2>/dev/null || true ;; esac
 done
 # A new cluster each up: etcd data, node state and pod volumes go (certificates stay).
 rm -rf "$C/etcd" "${NODES[@]/#/$C/}"

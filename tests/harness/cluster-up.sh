@@ -358,9 +358,9 @@ start_daemon() {
 # wait_for NAME SECONDS PIDFILE MARKER LOG CHECK...: polls CHECK until it succeeds; dies
 # when the process exits or time runs out.
 wait_for() {
-	local name=$1 secs=$2 pidfile=$3 marker=$4 logf=$5 i
+	local name=$1 secs=$2 pidfile=$3 marker=$4 logf=$5
 	shift 5
-	for i in $(seq 1 $((secs * 5))); do
+	for _ in $(seq 1 $((secs * 5))); do
 		"$@" >/dev/null 2>&1 && return 0
 		if ! pid_is_ours "$pidfile" "$marker"; then
 			tail -n 15 "$logf" >&2 || true
@@ -551,8 +551,7 @@ EOF
 }
 
 start_containerd() {
-	local node=$1 sock
-	sock=$(containerd_sock "$node")
+	local node=$1
 	write_containerd_config "$node"
 	if config_changed "$C/$node/containerd/config.toml"; then
 		stop_pidfile "$C/$node/containerd.pid" "$C/$node/containerd/config.toml" 10
