@@ -82,7 +82,7 @@ stop_batch() {
 pids_in_cgroups() {
 	local hier
 	for hier in $(cgroup_hierarchies); do
-		[ -d "$hier/$1" ] && find "$hier/$1" -name cgroup.procs -exec cat {} + 2>/dev/null
+		if [ -d "$hier/$1" ]; then find "$hier/$1" -name cgroup.procs -exec cat {} + 2>/dev/null || true; fi
 	done | sort -u
 }
 
@@ -174,7 +174,7 @@ done
 rm -f /var/lib/cni/results/classcache-harness-* 2>/dev/null || true
 # go-cni's loopback network caches results too; ours name a netns under our run dirs.
 for node in "${NODES[@]}"; do
-	grep -lF "$(node_run_dir "$node")/" /var/lib/cni/results/cni-loopback-* 2>/dev/null | xargs -r rm -f
+	{ grep -lF "$(node_run_dir "$node")/" /var/lib/cni/results/cni-loopback-* 2>/dev/null || true; } | xargs -r rm -f
 done
 rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
 find /var/log/containers -maxdepth 1 -type l -lname "$C/*" -delete 2>/dev/null || true
