@@ -152,7 +152,8 @@ impl ResolvedImage {
 }
 
 /// The manifest `reference` names; when it is an index of per-platform archives, the entry
-/// for `platform` (default: this machine's) is read instead. Returns it with its pinned name.
+/// for `platform` (default: this machine's) is read instead. Returns it with the name messages
+/// use for it: `reference` as given, or the index entry's pinned name.
 pub async fn platform_manifest<S: ContentSource>(
     source: &S,
     reference: &ContentRef,
@@ -160,8 +161,7 @@ pub async fn platform_manifest<S: ContentSource>(
 ) -> Result<(RawManifest, String), S::Error> {
     let raw = source.get_manifest(reference).await?;
     if !media_types::is_index(&raw.media_type) {
-        let name = source.name(&ContentRef::Digest(raw.digest.clone()));
-        return Ok((raw, name));
+        return Ok((raw, source.name(reference)));
     }
     let index: ImageIndex = parse_json(&raw.bytes, &source.name(reference), "index")?;
     let want = platform.cloned().unwrap_or_else(Platform::current);
@@ -183,7 +183,7 @@ pub async fn fetch_archive<S: ContentSource>(
     let config_bytes = source.get_blob(&manifest.config).await?;
     let config = parse_archive_config(&config_bytes, &manifest.config, &name)?;
     Ok(ArchiveManifest {
-        reference: name,
+        reference: source.name(&ContentRef::Digest(raw.digest.clone())),
         manifest_digest: raw.digest,
         manifest,
         config,
