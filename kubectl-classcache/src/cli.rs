@@ -112,9 +112,6 @@ pub struct EnableArgs {
     /// The fetcher image the init container runs
     #[arg(long, default_value = podtemplate::DEFAULT_FETCHER_IMAGE)]
     pub fetcher_image: String,
-    /// Namespace the fetcher is installed in
-    #[arg(long, default_value = podtemplate::NAMESPACE)]
-    pub fetcher_namespace: String,
     /// The fetcher's store directory on the nodes (must match `install --store-dir`)
     #[arg(long, default_value = classcache_core::paths::NODE_STORE_DIR)]
     pub store_dir: String,

@@ -161,9 +161,14 @@ mod tests {
             ds["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"],
             "pull"
         );
+        let pod = &ds["spec"]["template"]["spec"];
         assert_eq!(
-            find("Service", names::NODE_SERVICE)["spec"]["internalTrafficPolicy"],
-            "Local"
+            pod["hostNetwork"], true,
+            "init containers reach the fetcher at status.hostIP"
+        );
+        assert_eq!(
+            pod["containers"][0]["ports"][0]["hostPort"],
+            names::FETCHER_PORT
         );
         assert_eq!(
             find("Service", names::PEERS_SERVICE)["spec"]["clusterIP"],

@@ -52,7 +52,7 @@ async fn run(cli: Cli, report: &mut Report) -> Result<()> {
                 archive: args.archive.clone(),
                 mode: args.mode,
                 fetcher_image: args.fetcher_image.clone(),
-                fetcher_url: fetcher_url(&args.fetcher_namespace),
+                fetcher_url: fetcher_url(),
                 store_dir: args.store_dir.clone(),
                 timeout_secs: args.timeout.as_secs().max(1),
                 fail_closed: args.fail_closed,

@@ -423,7 +423,7 @@ fn install_applies_and_uninstall_refuses_while_enabled() {
         "yaml",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(docs(&out).len(), 7);
+    assert_eq!(docs(&out).len(), 6);
     let ds = s
         .api
         .get("apps", "daemonsets", "classcache", "classcache-fetcher")
@@ -439,9 +439,9 @@ fn install_applies_and_uninstall_refuses_while_enabled() {
         .any(|f| f["manager"] == "classcache" && f["operation"] == "Apply"));
     assert_eq!(
         s.api
-            .get("", "services", "classcache", "classcache-node")
-            .unwrap()["spec"]["internalTrafficPolicy"],
-        "Local"
+            .get("", "services", "classcache", "classcache-peers")
+            .unwrap()["spec"]["clusterIP"],
+        "None"
     );
     assert!(s.api.get("", "namespaces", "", "classcache").is_some());
     let (code, _, err) = s.run(&["install"]);

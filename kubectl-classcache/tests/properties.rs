@@ -63,7 +63,7 @@ proptest! {
             mode: if copy { DeliveryMode::Copy } else { DeliveryMode::HostPath },
             node_store_dir: "/var/lib/classcache".into(),
             fetcher_image: DEFAULT_FETCHER_IMAGE.into(),
-            fetcher_url: fetcher_url(NAMESPACE),
+            fetcher_url: fetcher_url(),
             timeout_secs: 30,
             fail_closed,
             allow_value_from: force,

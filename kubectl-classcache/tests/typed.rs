@@ -128,7 +128,6 @@ fn install_output_is_typed_kubernetes() {
             "RoleBinding",
             "Secret",
             "Service",
-            "Service",
             "DaemonSet"
         ]
     );

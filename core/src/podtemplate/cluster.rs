@@ -19,20 +19,29 @@ pub const NAMESPACE: &str = "classcache";
 /// `config.json`), the store as a hostPath at the same path, readiness `GET /healthz` on the
 /// `http` port, and [`fetcher_archive_path`] answering whether an archive is published.
 pub const DAEMONSET: &str = "classcache-fetcher";
-/// Node-local Service (`internalTrafficPolicy: Local`): an init container reaches its own node's fetcher.
-pub const NODE_SERVICE: &str = "classcache-node";
 /// Headless Service whose EndpointSlices list every fetcher: the peer set for ranking.
 pub const PEERS_SERVICE: &str = "classcache-peers";
 /// Optional Secret holding registry credentials as a Docker `config.json`.
 pub const REGISTRY_SECRET: &str = "classcache-registry";
 /// Where the fetcher mounts [`REGISTRY_SECRET`]; the fetcher reads `$DOCKER_CONFIG/config.json`.
 pub const REGISTRY_CONFIG_DIR: &str = "/etc/classcache/registry";
-/// TCP port of the fetcher's HTTP server (node-local Service, peers, init containers).
+/// TCP port of the fetcher's HTTP server on the node's host network (peers, init containers).
 pub const FETCHER_PORT: u16 = 8787;
 /// The fetcher binary inside the fetcher image; both the DaemonSet and the init container run it.
 pub const FETCHER_BINARY: &str = "classcache-fetcher";
-/// Fetcher image used when `--fetcher-image` is not given.
-pub const DEFAULT_FETCHER_IMAGE: &str = "ghcr.io/classcache/classcache-fetcher:0.1.0";
+/// The repository of the fetcher image the project builds (`scripts/fetcher-image.sh` reads
+/// the literal on the next line, so the script and the plugin name the same image).
+macro_rules! fetcher_image_repository {
+    () => {
+        "ghcr.io/classcache/classcache-fetcher"
+    };
+}
+/// Repository of the fetcher image; the image is tagged with the workspace version.
+pub const DEFAULT_FETCHER_IMAGE_REPOSITORY: &str = fetcher_image_repository!();
+/// Fetcher image used when `--fetcher-image` / `--image` is not given: the one
+/// `scripts/fetcher-image.sh` builds from this very version of the code.
+pub const DEFAULT_FETCHER_IMAGE: &str =
+    concat!(fetcher_image_repository!(), ":", env!("CARGO_PKG_VERSION"));
 /// Field manager of every write the plugin makes (not `kubectl-…`: Flux strips those).
 pub const FIELD_MANAGER: &str = "classcache";
 /// Label every object `install` creates carries, so `uninstall` finds exactly those.
@@ -65,9 +74,16 @@ pub fn fetcher_archive_path(pinned_digest: &str) -> String {
     format!("/v1/archives/{pinned_digest}")
 }
 
-/// The URL of the node-local fetcher Service in `namespace`.
-pub fn fetcher_url(namespace: &str) -> String {
-    format!("http://{NODE_SERVICE}.{namespace}.svc:{FETCHER_PORT}")
+/// The init container's variable holding its node's IP (the downward API's `status.hostIP`).
+pub const NODE_IP_ENV: &str = "CLASSCACHE_NODE_IP";
+
+/// The URL an init container reaches its own node's fetcher at: the node's IP and the
+/// fetcher's port (the DaemonSet runs on the host network). The kubelet expands `$(…)` in
+/// `args`. Chosen over a Service with `internalTrafficPolicy: Local`, which needs cluster DNS
+/// and a kube-proxy (or a replacement) on every node; this needs neither (see
+/// `tests/harness/README.md` for what was tried on the harness's cluster).
+pub fn fetcher_url() -> String {
+    format!("http://$({NODE_IP_ENV}):{FETCHER_PORT}")
 }
 
 /// How the archive reaches the pod.
@@ -119,7 +135,7 @@ impl FromStr for DeliveryMode {
 ///     --archive <registry>/<repo>@sha256:<hex>   (once per distinct archive, in container order)
 ///     --mode hostpath|copy \
 ///     --dir /classcache \
-///     --fetcher-url http://classcache-node.<namespace>.svc:8787 \
+///     --fetcher-url http://$(CLASSCACHE_NODE_IP):8787   ([`fetcher_url`]; env from `status.hostIP`) \
 ///     --timeout <seconds>s \
 ///     [--fail-closed]
 /// ```
@@ -220,14 +236,14 @@ mod tests {
             ],
             mode: DeliveryMode::Copy,
             dir: "/classcache".into(),
-            fetcher_url: fetcher_url(NAMESPACE),
+            fetcher_url: fetcher_url(),
             timeout_secs: 120,
             fail_closed: true,
         };
         assert_eq!(
             spec.args().join(" "),
             "init --archive reg.example/app@sha256:aa --archive reg.example/b@sha256:bb --mode copy \
-             --dir /classcache --fetcher-url http://classcache-node.classcache.svc:8787 --timeout 120s --fail-closed"
+             --dir /classcache --fetcher-url http://$(CLASSCACHE_NODE_IP):8787 --timeout 120s --fail-closed"
         );
         assert_eq!(
             InitContainerSpec::from_args("fetcher:1", &spec.args()),

@@ -550,6 +550,10 @@ fn init_container(spec: &InitContainerSpec) -> Value {
         "imagePullPolicy": "IfNotPresent",
         "command": spec.command(),
         "args": spec.args(),
+        "env": [{
+            "name": NODE_IP_ENV,
+            "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}},
+        }],
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},
             "limits": {"memory": "64Mi"},

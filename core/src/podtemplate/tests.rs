@@ -184,7 +184,7 @@ fn plan(
         },
         node_store_dir: "/var/lib/classcache".into(),
         fetcher_image: DEFAULT_FETCHER_IMAGE.into(),
-        fetcher_url: fetcher_url(NAMESPACE),
+        fetcher_url: fetcher_url(),
         timeout_secs: 120,
         fail_closed: false,
         allow_value_from: force,
