@@ -178,6 +178,11 @@ async fn copy(
         message: format!("{e}; --dir must be a writable emptyDir in copy mode"),
     };
     let mut out = std::fs::File::create(&tmp).map_err(volume)?;
+    // The JVM may run as another user than this init container.
+    out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
+        classcache_oci::verified::PUBLISHED_MODE,
+    ))
+    .map_err(volume)?;
     let mut hash = Sha256Counter::new();
     let mut body = response.bytes_stream();
     let result = async {

@@ -153,6 +153,12 @@ impl Store {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         }
+        // Pods mount `published` read-only and their JVMs run as any user: the path to it
+        // must be searchable by all, whatever the fetcher's umask.
+        for dir in [root.to_path_buf(), root.join(PUBLISHED_SUBDIR)] {
+            fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(|e| StoreError::io(&dir, e))?;
+        }
         let store = Store {
             root: root.to_path_buf(),
             cap_bytes,

@@ -7,6 +7,9 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// The mode of every file given its final name: readable by every user, writable by its owner.
+pub const PUBLISHED_MODE: u32 = 0o644;
+
 /// What the bytes must be: their digest and, when known, their size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expected {
@@ -95,6 +98,13 @@ impl VerifiedFile {
                 });
             }
         }
+        // Content is read by other users: a JVM in a pod runs as whatever user its image
+        // says, and a temp file is 0600. Archives and blobs are not secrets; integrity is
+        // kept by the digest and the read-only mount.
+        self.temp
+            .as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(PUBLISHED_MODE))
+            .map_err(io_err(&self.dest))?;
         self.temp.as_file().sync_all().map_err(io_err(&self.dest))?;
         self.temp
             .persist(&self.dest)
@@ -187,6 +197,12 @@ mod tests {
 
         write_bytes(b"x", &other).unwrap();
         assert_eq!(std::fs::read(&other).unwrap(), b"x");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode, PUBLISHED_MODE,
+            "a JVM running as another user must read it"
+        );
         let e = write_bytes(b"x", &dir.path().join("missing/dir/f")).unwrap_err();
         assert!(e.to_string().contains("missing/dir"), "{e}");
     }
