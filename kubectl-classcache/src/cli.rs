@@ -198,6 +198,12 @@ pub struct UninstallArgs {
     /// Remove even though workloads are still enabled (their init containers then time out)
     #[arg(long)]
     pub force: bool,
+    /// Wait until the fetcher's namespace is gone before returning, as `kubectl delete` does
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub wait: bool,
+    /// How long --wait waits
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    pub timeout: std::time::Duration,
     #[arg(long, value_enum, default_missing_value = "client", num_args = 0..=1, require_equals = true, default_value = "none")]
     pub dry_run: DryRun,
     #[command(flatten)]

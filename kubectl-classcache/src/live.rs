@@ -126,6 +126,10 @@ impl Cluster {
         match e {
             kube::Error::Api(status) => match status.code {
                 404 => anyhow!("{what} not found ({}); check the name and namespace (-n, or -A to search every namespace)", status.message),
+                403 if status.message.contains("because it is being terminated") => anyhow!(
+                    "{what}: its namespace is still being deleted ({}); wait until `kubectl get namespace` no longer lists it, then run the command again",
+                    status.message
+                ),
                 403 => anyhow!(
                     "{what}: the cluster forbids {verb} ({}); ask for RBAC permission to {verb} it, or use -f to edit manifests instead",
                     status.message
@@ -825,5 +829,49 @@ pub async fn uninstall(args: &UninstallArgs, report: &mut Report) -> Result<()> 
             if gone { "deleted" } else { "not found" }
         ));
     }
+    if args.dry_run == DryRun::None && args.wait {
+        wait_deleted(&cluster, &args.namespace, args.timeout, report).await?;
+    }
     Ok(())
+}
+
+/// Waits, as `kubectl delete` does, until the namespace is gone, so that an `install` right
+/// after `uninstall` does not meet a namespace that is still terminating.
+async fn wait_deleted(
+    cluster: &Cluster,
+    namespace: &str,
+    timeout: std::time::Duration,
+    report: &mut Report,
+) -> Result<()> {
+    let namespaces = Resource {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "Namespace".into(),
+        plural: "namespaces".into(),
+        namespaced: false,
+    };
+    let start = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let req =
+            Request::new(namespaces.collection(None)).get(namespace, &GetParams::default())?;
+        match cluster.client.request::<Value>(req).await {
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => {
+                return Err(cluster.explain(e, "get", &format!("namespace/{namespace}")))
+            }
+            Ok(_) if start.elapsed() >= timeout => bail!(
+                "namespace/{namespace} is still being deleted after {}; its pods may be stuck terminating \
+                 (kubectl get pods -n {namespace}); wait longer with --timeout, or skip waiting with --wait=false",
+                humantime::format_duration(timeout)
+            ),
+            Ok(_) => {
+                if !told {
+                    report.note(format!("waiting for namespace/{namespace} to be deleted"));
+                    told = true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
 }
