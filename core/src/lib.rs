@@ -4,6 +4,7 @@
 
 pub mod artifact;
 pub mod digest;
+pub mod fetcher;
 pub mod jvm;
 pub mod key;
 pub mod media_types;

@@ -70,7 +70,13 @@ fn run(fixture: &Fixture, opts: &ClusterOptions) -> (Run, Cluster) {
     let blob_done = {
         // Polls every node's blob status from the lab's runtime while the requests run.
         let urls: Vec<String> = (0..opts.hosts)
-            .map(|i| format!("{}/v1/status/{}", cluster.url(i), fixture.layer_digest))
+            .map(|i| {
+                format!(
+                    "{}{}",
+                    cluster.url(i),
+                    classcache_core::fetcher::http::status_path(&fixture.layer_digest, None)
+                )
+            })
             .collect();
         let http = cluster.http.clone();
         let flag = watching.clone();

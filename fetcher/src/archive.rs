@@ -5,12 +5,13 @@
 use crate::digest::Digest;
 use crate::follow::{BlockingReader, Cursor};
 use crate::metrics::ErrorKind;
-use crate::pull::{Availability, BlobRef, Node, COMPLETE_ONLY_HEADER};
+use crate::pull::{Availability, BlobRef, Node};
 use crate::store::{PublishedRecord, StoreError};
 use bytes::Bytes;
 use classcache_core::artifact::{
     parse_archive_config, parse_archive_manifest, pick_platform_archive, ArtifactError, Platform,
 };
+use classcache_core::fetcher::http::{self as api, COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE};
 use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
 use classcache_core::oci::{ImageIndex, MediaTypeProbe};
@@ -284,8 +285,8 @@ impl Archives {
             |peer| {
                 let request = node
                     .http
-                    .get(format!("{}/v1/blobs/{digest}", peer.url))
-                    .header(COMPLETE_ONLY_HEADER, "1")
+                    .get(format!("{}{}", peer.url, api::blob_path(digest)))
+                    .header(COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE)
                     .timeout(Duration::from_secs(5));
                 async move {
                     let response = request.send().await.map_err(|_| ())?;

@@ -2,8 +2,8 @@
 //! mounted store (hostpath) or copy it, verified, into the pod's volume (copy).
 //! It must not leave a partial file under an archive's final name.
 
-use crate::serve::ArchiveAnswer;
 use classcache_core::digest::Sha256Counter;
+use classcache_core::fetcher::http::{self as api, ArchiveAnswer};
 use classcache_core::paths::published_file_name;
 use classcache_core::podtemplate::cluster::DeliveryMode;
 use classcache_core::reference::RegistryRef;
@@ -85,10 +85,10 @@ async fn request(
     archive: &str,
 ) -> Result<ArchiveAnswer, InitError> {
     let base = job.fetcher_url.trim_end_matches('/');
-    let url = reqwest::Url::parse_with_params(
-        &format!("{base}/v1/archives/{digest}"),
-        &[("ref", archive)],
-    )
+    let url = reqwest::Url::parse(&format!(
+        "{base}{}",
+        api::archive_request_path(digest, archive)
+    ))
     .map_err(|e| InitError::Fetcher {
         url: base.to_string(),
         message: format!("bad --fetcher-url: {e}"),
@@ -154,8 +154,9 @@ async fn copy(
     dest: &Path,
 ) -> Result<(), InitError> {
     let url = format!(
-        "{}/v1/archives/{digest}/file",
-        job.fetcher_url.trim_end_matches('/')
+        "{}{}",
+        job.fetcher_url.trim_end_matches('/'),
+        api::archive_file_path(digest)
     );
     let fetcher = |message: String| InitError::Fetcher {
         url: url.clone(),

@@ -9,11 +9,14 @@ use crate::ranking;
 use crate::registry::Origin;
 use crate::store::{Partial, Store, StoreError};
 use bytes::Bytes;
+use classcache_core::fetcher::http::{
+    self as api, BlobStatus, ATTEMPT_HEADER, COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE,
+    FROM_HEADER, HOPS_HEADER,
+};
 use classcache_core::reference::RegistryRef;
 use classcache_oci::registry::RegistryError;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -21,21 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Request header: how many fetchers this request already went through (stops loops when
-/// two nodes briefly disagree about the peer list).
-pub const HOPS_HEADER: &str = "x-classcache-hops";
-/// Request header: the requesting node's id, for logs.
-pub const FROM_HEADER: &str = "x-classcache-from";
-/// Request header: answer only from a complete blob, never start a download for it.
-pub const COMPLETE_ONLY_HEADER: &str = "x-classcache-complete-only";
-
 /// How long a peer marked bad for a digest (wrong bytes) is skipped for that digest.
 const SUSPECT_FOR: Duration = Duration::from_secs(600);
 /// A stalled parent that has this many more bytes than it sent us is not waiting upstream.
 const STALL_SLACK: u64 = 2 << 20;
-/// Response header: the id of the download attempt whose bytes a stream carries. A child whose
-/// stream broke asks the parent's status: another attempt id means those bytes were discarded.
-pub const ATTEMPT_HEADER: &str = "x-classcache-attempt";
 /// Full restarts after a digest mismatch.
 const MISMATCH_RESTARTS: u32 = 3;
 /// Full restarts because a parent discarded the bytes it had sent.
@@ -90,19 +82,6 @@ impl Transfer {
     pub fn subscribe(&self) -> watch::Receiver<Progress> {
         self.progress.subscribe()
     }
-}
-
-/// What `/v1/status` reports, so a child can tell a dead parent from one waiting upstream.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct BlobStatus {
-    pub complete: bool,
-    pub running: bool,
-    pub written: u64,
-    /// The attempt being downloaded, or the one that completed the blob (if this process did).
-    pub attempt: Option<u64>,
-    /// Whether the attempt the asker named (`?attempt=`) was discarded for wrong bytes.
-    #[serde(default)]
-    pub discarded: bool,
 }
 
 pub enum Availability {
@@ -600,7 +579,7 @@ impl Node {
             |peer| {
                 let request = self
                     .http
-                    .get(format!("{}/v1/status/{digest}", peer.url))
+                    .get(format!("{}{}", peer.url, api::status_path(digest, None)))
                     .timeout(Duration::from_secs(2));
                 async move {
                     let status: BlobStatus = request
@@ -658,10 +637,10 @@ impl Node {
             .header(HOPS_HEADER, hops + 1)
             .header(FROM_HEADER, self.self_id());
         if offset > 0 {
-            request = request.header(http::header::RANGE, format!("bytes={offset}-"));
+            request = request.header(http::header::RANGE, api::range_from(offset));
         }
         if complete_only {
-            request = request.header(COMPLETE_ONLY_HEADER, "1");
+            request = request.header(COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE);
         }
         let response = request
             .send()
@@ -765,9 +744,8 @@ impl Node {
         digest: &Digest,
         attempt: Option<u64>,
     ) -> Option<BlobStatus> {
-        let query = attempt.map(|a| format!("?attempt={a}")).unwrap_or_default();
         self.http
-            .get(format!("{}/v1/status/{digest}{query}", peer.url))
+            .get(format!("{}{}", peer.url, api::status_path(digest, attempt)))
             .timeout(Duration::from_secs(1))
             .send()
             .await
@@ -780,11 +758,10 @@ impl Node {
 
 /// A peer's URL for a blob; the query carries what the peer needs to fetch it itself.
 pub fn blob_url(peer: &Peer, blob: &BlobRef) -> String {
-    let base = format!("{}/v1/blobs/{}", peer.url, blob.digest);
     let repo = format!("{}/{}", blob.repo.registry, blob.repo.repository);
-    match reqwest::Url::parse_with_params(&base, &[("repo", repo), ("size", blob.size.to_string())])
-    {
-        Ok(url) => url.into(),
-        Err(_) => base,
-    }
+    format!(
+        "{}{}",
+        peer.url,
+        api::blob_request_path(&blob.digest, &repo, blob.size)
+    )
 }

@@ -6,9 +6,7 @@ use crate::archive::Archives;
 use crate::digest::Digest;
 use crate::follow::Cursor;
 use crate::metrics::Metrics;
-use crate::pull::{
-    Availability, BlobRef, Node, Progress, ATTEMPT_HEADER, COMPLETE_ONLY_HEADER, HOPS_HEADER,
-};
+use crate::pull::{Availability, BlobRef, Node, Progress};
 use crate::store::ReadGuard;
 use axum::body::Body;
 use axum::extract::{Path, Query, State as AxState};
@@ -17,9 +15,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
+use classcache_core::fetcher::http::{
+    self as api, routes, ArchiveAnswer, ArchiveQuery, BlobQuery, StatusQuery, ATTEMPT_HEADER,
+    COMPLETE_ONLY_HEADER, HOPS_HEADER,
+};
 use classcache_core::paths::published_file_name;
 use classcache_core::reference::RegistryRef;
-use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -45,13 +46,13 @@ impl ServeState {
 
 pub fn router(state: ServeState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/v1/status/{digest}", get(status))
-        .route("/v1/blobs/{digest}", get(blob).head(blob))
-        .route("/v1/archives/{digest}", get(archive))
-        .route("/v1/archives/{digest}/file", get(archive_file))
+        .route(routes::HEALTHZ, get(|| async { "ok\n" }))
+        .route(routes::READYZ, get(ready))
+        .route(routes::METRICS, get(metrics))
+        .route(routes::STATUS, get(status))
+        .route(routes::BLOB, get(blob).head(blob))
+        .route(routes::ARCHIVE, get(archive))
+        .route(routes::ARCHIVE_FILE, get(archive_file))
         .with_state(state)
 }
 
@@ -77,10 +78,7 @@ async fn ready(AxState(s): AxState<ServeState>) -> Response {
 
 async fn metrics(AxState(s): AxState<ServeState>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, api::METRICS_CONTENT_TYPE)],
         s.node().metrics.render(),
     )
         .into_response()
@@ -95,11 +93,6 @@ fn parse_digest(d: &str) -> Result<Digest, Rejected> {
     })
 }
 
-#[derive(Deserialize)]
-struct StatusQuery {
-    attempt: Option<u64>,
-}
-
 async fn status(
     AxState(s): AxState<ServeState>,
     Path(d): Path<String>,
@@ -111,45 +104,19 @@ async fn status(
     }
 }
 
-#[derive(Deserialize)]
-struct BlobQuery {
-    repo: Option<String>,
-    size: Option<u64>,
-}
-
-/// `Range: bytes=N-` or `bytes=N-M` (one range; that is all peers and JVM tooling send).
+/// The request's `Range` (the contract's syntax), or the 416 answer.
 fn parse_range(headers: &HeaderMap, size: u64) -> Result<Option<(u64, u64)>, Rejected> {
-    let Some(value) = headers.get(header::RANGE) else {
-        return Ok(None);
-    };
-    let bad = || {
-        let mut r = error(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "unsupported or unsatisfiable Range",
-        );
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+    // A header that is not text is no range the contract knows.
+    let value = headers
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap_or("\0"));
+    api::parse_range(value, size).map_err(|e| {
+        let mut r = error(StatusCode::RANGE_NOT_SATISFIABLE, e.to_string());
+        if let Ok(v) = HeaderValue::from_str(&api::unsatisfied_range(size)) {
             r.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         Box::new(r)
-    };
-    let spec = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("bytes="))
-        .ok_or_else(bad)?;
-    let (start, end) = spec.split_once('-').ok_or_else(bad)?;
-    let start: u64 = start.trim().parse().map_err(|_| bad())?;
-    let end: u64 = match end.trim() {
-        "" => size.saturating_sub(1),
-        e => e
-            .parse::<u64>()
-            .map_err(|_| bad())?
-            .min(size.saturating_sub(1)),
-    };
-    if start >= size || end < start {
-        return Err(bad());
-    }
-    Ok(Some((start, end + 1)))
+    })
 }
 
 /// Headers and status for bytes `start..end` of a `size`-byte body.
@@ -168,7 +135,7 @@ fn ranged(range: Option<(u64, u64)>, size: u64, body: Body) -> Response {
         HeaderValue::from_static("application/octet-stream"),
     );
     if status == StatusCode::PARTIAL_CONTENT {
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
+        if let Ok(v) = HeaderValue::from_str(&api::content_range(start, end, size)) {
             h.insert(header::CONTENT_RANGE, v);
         }
     }
@@ -287,25 +254,6 @@ async fn blob(
     response
 }
 
-#[derive(Deserialize)]
-struct ArchiveQuery {
-    /// The pinned reference to fetch from; without it the request only asks whether the
-    /// archive is published here (what `kubectl classcache status` asks every node).
-    #[serde(rename = "ref")]
-    reference: Option<String>,
-}
-
-/// What an init container learns about a published archive.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ArchiveAnswer {
-    pub file_name: String,
-    pub size: u64,
-    pub sha256: String,
-    pub hit: bool,
-    pub runtime_options: Vec<String>,
-}
-
 async fn archive(
     AxState(s): AxState<ServeState>,
     Path(d): Path<String>,
@@ -372,7 +320,10 @@ async fn archive_file(
     if node.store.published(&pinned).is_none() {
         return error(
             StatusCode::NOT_FOUND,
-            format!("{pinned} is not published here; request /v1/archives/{pinned}?ref=… first"),
+            format!(
+                "{pinned} is not published here; request {}?ref=… first",
+                api::archive_path(&pinned)
+            ),
         );
     }
     let path = node.store.published_path(&pinned);
@@ -476,16 +427,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranges_are_single_and_bounded() {
+    fn a_bad_range_is_a_416_naming_the_size() {
         let mut h = HeaderMap::new();
         assert_eq!(parse_range(&h, 10).unwrap(), None);
         h.insert(header::RANGE, HeaderValue::from_static("bytes=4-"));
         assert_eq!(parse_range(&h, 10).unwrap(), Some((4, 10)));
-        h.insert(header::RANGE, HeaderValue::from_static("bytes=2-100"));
-        assert_eq!(parse_range(&h, 10).unwrap(), Some((2, 10)));
         h.insert(header::RANGE, HeaderValue::from_static("bytes=10-"));
-        assert!(parse_range(&h, 10).is_err());
-        h.insert(header::RANGE, HeaderValue::from_static("bytes=-5"));
-        assert!(parse_range(&h, 10).is_err());
+        let r = parse_range(&h, 10).unwrap_err();
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes */10");
     }
 }

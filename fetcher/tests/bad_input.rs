@@ -4,6 +4,7 @@
 
 mod support;
 
+use classcache_core::fetcher::http::{self as api, routes};
 use classcache_core::reference::RegistryRef;
 use classcache_oci::registry::RegistryClient;
 use support::local::{get, missing_reference, pinned_reference, LocalFetcher, BIN};
@@ -12,14 +13,15 @@ use support::push_archive;
 fn ask(node: &LocalFetcher, reference: &str) -> (u16, String) {
     let digest = reference.rsplit('@').next().unwrap();
     get(&format!(
-        "{}/v1/archives/{digest}?ref={reference}",
-        node.url
+        "{}{}",
+        node.url,
+        api::archive_request_path(digest, reference)
     ))
     .expect("the fetcher answers")
 }
 
 fn metric(node: &LocalFetcher, name: &str) -> f64 {
-    let (_, text) = get(&format!("{}/metrics", node.url)).unwrap();
+    let (_, text) = get(&format!("{}{}", node.url, routes::METRICS)).unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or(0.0)
@@ -73,9 +75,11 @@ fn missing_digests_and_non_archives_are_named_and_the_node_keeps_serving() {
     assert!(metric(&node, "classcache_fetcher_errors_total{kind=\"registry\"}") >= 1.0);
 
     let zero = format!("sha256:{}", "0".repeat(64));
+    let unpinned = format!("{}/{}:latest", h.registry, fixture.repository);
     let (status, body) = get(&format!(
-        "{}/v1/archives/{zero}?ref={}/{}:latest",
-        node.url, h.registry, fixture.repository
+        "{}{}",
+        node.url,
+        api::archive_request_path(&zero, &unpinned)
     ))
     .unwrap();
     assert_eq!(status, 400, "an unpinned reference is refused: {body}");

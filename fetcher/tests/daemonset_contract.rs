@@ -1,6 +1,7 @@
 //! The DaemonSet in `templates/` runs this binary: its arguments must be ones `serve` accepts,
 //! and the presence endpoint `kubectl classcache status` asks must answer. No cluster involved.
 
+use classcache_core::fetcher::http::{self as api, routes};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,7 +90,7 @@ fn the_daemonset_arguments_start_the_fetcher_and_status_can_ask_it() {
                 .unwrap();
             panic!("the fetcher refused the DaemonSet's args {args:?} ({status}):\n{err}");
         }
-        if get(&format!("{base}/healthz")).is_some_and(|(code, _)| code == 200) {
+        if get(&format!("{base}{}", routes::HEALTHZ)).is_some_and(|(code, _)| code == 200) {
             break true;
         }
         if Instant::now() > deadline {
@@ -103,7 +104,7 @@ fn the_daemonset_arguments_start_the_fetcher_and_status_can_ask_it() {
     );
 
     let digest = format!("sha256:{}", "0".repeat(64));
-    let path = classcache_core::podtemplate::fetcher_archive_path(&digest);
+    let path = api::archive_path(&digest);
     let (code, body) = get(&format!("{base}{path}")).unwrap();
     assert_eq!(code, 404, "an archive that is not on the node: {body}");
     assert!(body.contains("not published"), "{body}");

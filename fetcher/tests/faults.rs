@@ -4,6 +4,7 @@
 
 mod support;
 
+use classcache_core::fetcher::http::routes;
 use std::time::Duration;
 use support::netns::LinkRate;
 use support::{push_archive, Cluster, ClusterOptions, Fixture, SmallDisk};
@@ -218,6 +219,9 @@ fn a_node_whose_disk_fills_up_publishes_nothing_and_its_children_go_elsewhere() 
     assert_eq!(cluster.tmp_files(full), 0, "a partial file was left behind");
     assert!(cluster.metric(full, "classcache_fetcher_errors_total{kind=\"disk_full\"}") >= 1.0);
     // Still serving.
-    assert_eq!(cluster.get_text(full, "/healthz").as_deref(), Some("ok\n"));
+    assert_eq!(
+        cluster.get_text(full, routes::HEALTHZ).as_deref(),
+        Some("ok\n")
+    );
     assert_eq!(cluster.proxy.blob_gets(&fixture.layer_digest).len(), 1);
 }

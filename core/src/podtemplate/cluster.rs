@@ -17,7 +17,8 @@ pub const NAMESPACE: &str = "classcache";
 ///
 /// with `DOCKER_CONFIG=/etc/classcache/registry` (the optional [`REGISTRY_SECRET`], as
 /// `config.json`), the store as a hostPath at the same path, readiness `GET /healthz` on the
-/// `http` port, and [`fetcher_archive_path`] answering whether an archive is published.
+/// `http` port, and [`fetcher_archive_path`] answering whether an archive is published (the
+/// routes are [`crate::fetcher::http`]).
 pub const DAEMONSET: &str = "classcache-fetcher";
 /// Headless Service whose EndpointSlices list every fetcher: the peer set for ranking.
 pub const PEERS_SERVICE: &str = "classcache-peers";
@@ -67,12 +68,10 @@ pub const DEFAULT_INIT_TIMEOUT_SECS: u64 = 120;
 /// User and group the init container runs as (restricted Pod Security profile: non-root).
 pub const INIT_RUN_AS: u64 = 65532;
 
-/// The fetcher's HTTP path that says whether an archive (by its pinned digest) is published on
-/// its node: `GET /v1/archives/<sha256:…>` answers 200 when it is, 404 when not. `status`
-/// calls it on every fetcher pod through the API server's pod proxy.
-pub fn fetcher_archive_path(pinned_digest: &str) -> String {
-    format!("/v1/archives/{pinned_digest}")
-}
+/// The fetcher's HTTP path that says whether an archive is published on its node; it lives in
+/// the HTTP contract, [`crate::fetcher::http::archive_path`] (`status` asks it through the API
+/// server's pod proxy).
+pub use crate::fetcher::http::archive_path as fetcher_archive_path;
 
 /// The init container's variable holding its node's IP (the downward API's `status.hostIP`).
 pub const NODE_IP_ENV: &str = "CLASSCACHE_NODE_IP";

@@ -1,6 +1,7 @@
 //! One fetcher process on loopback, talking to the harness registry directly: for tests of a
 //! single node (init mode, bad input, restarts). It must kill what it started.
 
+use classcache_core::fetcher::http::routes;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -51,7 +52,7 @@ impl LocalFetcher {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if get(&format!("{}/healthz", fetcher.url)).is_some_and(|(s, _)| s == 200) {
+            if get(&format!("{}{}", fetcher.url, routes::HEALTHZ)).is_some_and(|(s, _)| s == 200) {
                 return fetcher;
             }
             std::thread::sleep(Duration::from_millis(30));

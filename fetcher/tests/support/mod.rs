@@ -7,6 +7,7 @@ pub mod local;
 pub mod netns;
 pub mod proxy;
 
+use classcache_core::fetcher::http::{self as api, routes};
 use classcache_core::key::ArchiveKind;
 use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
@@ -230,7 +231,7 @@ impl Cluster {
 
     fn wait_healthy(&self) {
         for i in 0..self.pids.len() {
-            let url = format!("{}/healthz", self.url(i));
+            let url = format!("{}{}", self.url(i), routes::HEALTHZ);
             let http = self.http.clone();
             let ok = self.block(async move {
                 let deadline = Instant::now() + Duration::from_secs(20);
@@ -263,11 +264,11 @@ impl Cluster {
         let asks: Vec<_> = which
             .iter()
             .map(|&i| {
-                let url = reqwest::Url::parse_with_params(
-                    &format!("{}/v1/archives/{digest}", self.url(i)),
-                    &[("ref", reference)],
-                )
-                .unwrap();
+                let url = format!(
+                    "{}{}",
+                    self.url(i),
+                    api::archive_request_path(&digest, reference)
+                );
                 let http = self.http.clone();
                 async move {
                     let started = Instant::now();
@@ -305,14 +306,14 @@ impl Cluster {
 
     /// A metric's value on node `i` (`name` including its labels as rendered).
     pub fn metric(&self, i: usize, name: &str) -> f64 {
-        let text = self.get_text(i, "/metrics").unwrap_or_default();
+        let text = self.get_text(i, routes::METRICS).unwrap_or_default();
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
             .unwrap_or(0.0)
     }
 
     pub fn status(&self, i: usize, digest: &str) -> Option<serde_json::Value> {
-        serde_json::from_str(&self.get_text(i, &format!("/v1/status/{digest}"))?).ok()
+        serde_json::from_str(&self.get_text(i, &api::status_path(digest, None))?).ok()
     }
 
     /// The sha256 of node `i`'s published archive, if published.

@@ -1,0 +1,301 @@
+//! The fetcher's HTTP contract: routes, query parameters, headers, Range syntax and answer bodies,
+//! used by `serve`, its peers, the init container and `kubectl classcache status`.
+//! It builds and parses paths, headers and JSON only; it must not do I/O.
+
+use serde::{Deserialize, Serialize};
+use std::fmt::{self, Display, Write as _};
+
+/// Route templates as the fetcher's router declares them; `{digest}` is a `sha256:<hex>` digest.
+pub mod routes {
+    /// Liveness (and the DaemonSet's readiness probe): `ok`.
+    pub const HEALTHZ: &str = "/healthz";
+    /// 503 when the store takes no new files.
+    pub const READYZ: &str = "/readyz";
+    /// Prometheus text.
+    pub const METRICS: &str = "/metrics";
+    /// A blob's download state on a node ([`super::BlobStatus`]); query [`super::StatusQuery`].
+    pub const STATUS: &str = "/v1/status/{digest}";
+    /// A blob for peers (GET and HEAD, Range); query [`super::BlobQuery`].
+    pub const BLOB: &str = "/v1/blobs/{digest}";
+    /// An archive by its pinned digest ([`super::ArchiveAnswer`]); query [`super::ArchiveQuery`].
+    pub const ARCHIVE: &str = "/v1/archives/{digest}";
+    /// The bytes of a published archive (copy mode; Range).
+    pub const ARCHIVE_FILE: &str = "/v1/archives/{digest}/file";
+}
+
+/// The placeholder in [`routes`] that a digest fills.
+const DIGEST_PARAM: &str = "{digest}";
+
+/// Request header: how many fetchers this request already went through (stops loops when two
+/// nodes briefly disagree about the peer list).
+pub const HOPS_HEADER: &str = "x-classcache-hops";
+/// Request header: the requesting node's id, for logs.
+pub const FROM_HEADER: &str = "x-classcache-from";
+/// Request header: answer only from a complete blob, never start a download for it.
+pub const COMPLETE_ONLY_HEADER: &str = "x-classcache-complete-only";
+/// The value [`COMPLETE_ONLY_HEADER`] is sent with (its presence is what counts).
+pub const COMPLETE_ONLY_VALUE: &str = "1";
+/// Response header: the id of the download attempt whose bytes a blob stream carries. A child
+/// whose stream broke asks the parent's status with it: a discarded attempt means start over.
+pub const ATTEMPT_HEADER: &str = "x-classcache-attempt";
+/// Content type of [`routes::METRICS`].
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn route(template: &str, digest: impl Display) -> String {
+    template.replace(DIGEST_PARAM, &digest.to_string())
+}
+
+/// `GET` it: 200 with an [`ArchiveAnswer`] when the archive `pinned` names is published on the
+/// node, 404 when not (what `kubectl classcache status` asks every fetcher).
+pub fn archive_path(pinned: impl Display) -> String {
+    route(routes::ARCHIVE, pinned)
+}
+
+/// Asks the node's fetcher to publish the archive `reference` (`<registry>/<repo>@<pinned>`)
+/// pins: `/v1/archives/<pinned>?ref=<reference>`.
+pub fn archive_request_path(pinned: impl Display, reference: &str) -> String {
+    with_query(
+        archive_path(pinned),
+        &ArchiveQuery {
+            reference: Some(reference.to_string()),
+        }
+        .pairs(),
+    )
+}
+
+/// The bytes of the published archive `pinned` names.
+pub fn archive_file_path(pinned: impl Display) -> String {
+    route(routes::ARCHIVE_FILE, pinned)
+}
+
+/// A blob on a peer, only if complete there (send [`COMPLETE_ONLY_HEADER`]).
+pub fn blob_path(digest: impl Display) -> String {
+    route(routes::BLOB, digest)
+}
+
+/// A blob on a peer with what the peer needs to fetch it itself: its repository
+/// (`<registry>/<repo>`) and size.
+pub fn blob_request_path(digest: impl Display, repo: &str, size: u64) -> String {
+    with_query(
+        blob_path(digest),
+        &BlobQuery {
+            repo: Some(repo.to_string()),
+            size: Some(size),
+        }
+        .pairs(),
+    )
+}
+
+/// A blob's status on a node; `attempt` asks whether that attempt was discarded.
+pub fn status_path(digest: impl Display, attempt: Option<u64>) -> String {
+    with_query(
+        route(routes::STATUS, digest),
+        &StatusQuery { attempt }.pairs(),
+    )
+}
+
+fn with_query(mut path: String, pairs: &[(&str, String)]) -> String {
+    for (i, (key, value)) in pairs.iter().enumerate() {
+        path.push(if i == 0 { '?' } else { '&' });
+        path.push_str(key);
+        path.push('=');
+        percent_encode(value, &mut path);
+    }
+    path
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(value: &str, out: &mut String) {
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// Query of [`routes::ARCHIVE`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveQuery {
+    /// The pinned reference to fetch from; without it the request only asks whether the
+    /// archive is published on the node.
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+}
+
+impl ArchiveQuery {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        self.reference.iter().map(|r| ("ref", r.clone())).collect()
+    }
+}
+
+/// Query of [`routes::BLOB`]: with both, a node that lacks the blob starts downloading it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobQuery {
+    /// `<registry>/<repo>` the blob is in.
+    pub repo: Option<String>,
+    /// The blob's size, from the verified manifest.
+    pub size: Option<u64>,
+}
+
+impl BlobQuery {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![];
+        if let Some(repo) = &self.repo {
+            pairs.push(("repo", repo.clone()));
+        }
+        if let Some(size) = self.size {
+            pairs.push(("size", size.to_string()));
+        }
+        pairs
+    }
+}
+
+/// Query of [`routes::STATUS`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusQuery {
+    /// The attempt id a child's stream carried ([`ATTEMPT_HEADER`]).
+    pub attempt: Option<u64>,
+}
+
+impl StatusQuery {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        self.attempt
+            .iter()
+            .map(|a| ("attempt", a.to_string()))
+            .collect()
+    }
+}
+
+/// What [`routes::ARCHIVE`] answers about a published archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveAnswer {
+    /// `paths::published_file_name(pinned)`.
+    pub file_name: String,
+    pub size: u64,
+    /// The archive file's sha256 (hex).
+    pub sha256: String,
+    /// It was published before this request.
+    pub hit: bool,
+    /// The artifact's run-time JVM options, `{archive}` standing for the path.
+    pub runtime_options: Vec<String>,
+}
+
+/// What [`routes::STATUS`] answers, so a child can tell a dead parent from one waiting upstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobStatus {
+    pub complete: bool,
+    pub running: bool,
+    pub written: u64,
+    /// The attempt being downloaded, or the one that completed the blob (if this process did).
+    pub attempt: Option<u64>,
+    /// Whether the attempt the asker named (`?attempt=`) was discarded for wrong bytes.
+    #[serde(default)]
+    pub discarded: bool,
+}
+
+/// The `Range` header value asking for a blob from `offset` on.
+pub fn range_from(offset: u64) -> String {
+    format!("bytes={offset}-")
+}
+
+/// A `Range` header the fetcher cannot satisfy (answer 416 with [`unsatisfied_range`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRange;
+
+impl Display for BadRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unsupported or unsatisfiable Range")
+    }
+}
+
+impl std::error::Error for BadRange {}
+
+/// Parses `Range: bytes=N-` or `bytes=N-M` (one range: all peers and JVM tooling send) against
+/// a `size`-byte body into `start..end` (end exclusive); `None` when there is no header.
+pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, BadRange> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let spec = value.strip_prefix("bytes=").ok_or(BadRange)?;
+    let (start, end) = spec.split_once('-').ok_or(BadRange)?;
+    let start: u64 = start.trim().parse().map_err(|_| BadRange)?;
+    let end: u64 = match end.trim() {
+        "" => size.saturating_sub(1),
+        e => e
+            .parse::<u64>()
+            .map_err(|_| BadRange)?
+            .min(size.saturating_sub(1)),
+    };
+    if start >= size || end < start {
+        return Err(BadRange);
+    }
+    Ok(Some((start, end + 1)))
+}
+
+/// The `Content-Range` of bytes `start..end` (end exclusive) of a `size`-byte body.
+pub fn content_range(start: u64, end: u64, size: u64) -> String {
+    format!("bytes {start}-{}/{size}", end - 1)
+}
+
+/// The `Content-Range` of a 416 answer.
+pub fn unsatisfied_range(size: u64) -> String {
+    format!("bytes */{size}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn paths_fill_the_routes_and_encode_their_queries() {
+        assert_eq!(archive_path(D), format!("/v1/archives/{D}"));
+        assert_eq!(archive_file_path(D), format!("/v1/archives/{D}/file"));
+        assert_eq!(
+            archive_request_path(D, &format!("reg:5000/a/b@{D}")),
+            format!(
+                "/v1/archives/{D}?ref=reg%3A5000%2Fa%2Fb%40sha256%3A{}",
+                &D[7..]
+            )
+        );
+        assert_eq!(
+            blob_request_path(D, "reg/app", 42),
+            format!("/v1/blobs/{D}?repo=reg%2Fapp&size=42")
+        );
+        assert_eq!(status_path(D, None), format!("/v1/status/{D}"));
+        assert_eq!(status_path(D, Some(7)), format!("/v1/status/{D}?attempt=7"));
+    }
+
+    #[test]
+    fn answers_are_camel_case_json() {
+        let answer = ArchiveAnswer {
+            file_name: "sha256-ab".into(),
+            size: 3,
+            sha256: "cd".into(),
+            hit: true,
+            runtime_options: vec!["-XX:SharedArchiveFile={archive}".into()],
+        };
+        let json = serde_json::to_value(&answer).unwrap();
+        assert_eq!(json["fileName"], "sha256-ab");
+        assert_eq!(json["runtimeOptions"][0], "-XX:SharedArchiveFile={archive}");
+        let status: BlobStatus =
+            serde_json::from_str(r#"{"complete":true,"running":false,"written":9,"attempt":null}"#)
+                .unwrap();
+        assert!(status.complete && !status.discarded);
+    }
+
+    #[test]
+    fn ranges_are_single_and_bounded() {
+        assert_eq!(parse_range(None, 10), Ok(None));
+        assert_eq!(parse_range(Some(&range_from(4)), 10), Ok(Some((4, 10))));
+        assert_eq!(parse_range(Some("bytes=2-100"), 10), Ok(Some((2, 10))));
+        assert_eq!(parse_range(Some("bytes=10-"), 10), Err(BadRange));
+        assert_eq!(parse_range(Some("bytes=-5"), 10), Err(BadRange));
+        assert_eq!(content_range(2, 10, 10), "bytes 2-9/10");
+        assert_eq!(unsatisfied_range(10), "bytes */10");
+    }
+}

@@ -1,0 +1,4 @@
+//! The contracts with `classcache-fetcher`, each written once and used by both sides: its HTTP
+//! API (`http`). It only names, builds and parses; it must not do I/O.
+
+pub mod http;
