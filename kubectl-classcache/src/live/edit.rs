@@ -1,0 +1,181 @@
+//! `enable` and `disable` on live objects: read, edit (core does the edit), write back with the
+//! object's resourceVersion, and read again on a conflict. It must never overwrite a concurrent change.
+
+use anyhow::{bail, Result};
+use classcache_core::podtemplate::{disable_object, enable_object, object_label};
+use serde_json::Value;
+
+use super::cluster::{for_display, in_namespace, name_of, namespace_of, Cluster, Resource};
+use crate::archive::Resolver;
+use crate::cli::{ClusterArgs, DryRun, TargetArgs};
+use crate::manifest::render;
+use crate::plan::{plan_for, EnableSettings, Planned};
+use crate::report::Report;
+use crate::targets::{parse_targets, Selector};
+
+/// How often a write is retried after a 409 Conflict (someone else changed the object).
+const CONFLICT_ATTEMPTS: usize = 5;
+
+/// `enable` (with settings) or `disable` on named objects of a cluster.
+pub async fn edit(
+    target: &TargetArgs,
+    cluster_args: &ClusterArgs,
+    settings: Option<&EnableSettings>,
+    resolver: &mut Resolver,
+    report: &mut Report,
+) -> Result<()> {
+    let targets = parse_targets(&target.targets, target.selector.is_some(), target.all)?;
+    if targets.is_empty() {
+        bail!("name the workloads: TYPE/NAME (deploy/my-app), TYPE NAME, TYPE -l SELECTOR, or -f FILE for manifests");
+    }
+    if let Some(s) = &target.selector {
+        Selector::parse(s)?;
+    }
+    let cluster = Cluster::connect(cluster_args).await?;
+    let namespace = target
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.namespace.clone());
+    let mut printed = vec![];
+    for t in &targets {
+        let r = match cluster.resource(&t.resource).await {
+            Ok(r) => r,
+            Err(e) => {
+                report.fail(e);
+                continue;
+            }
+        };
+        let objects: Vec<(Option<String>, String)> = match &t.name {
+            Some(name) => vec![(Some(namespace.clone()), name.clone())],
+            None => {
+                let ns = (!target.all_namespaces).then_some(namespace.as_str());
+                match cluster.list(&r, ns, target.selector.as_deref()).await {
+                    Ok(items) => {
+                        if items.is_empty() {
+                            report.note(format!(
+                                "no {} matched{}",
+                                r.plural,
+                                ns.map(|n| format!(" in namespace {n}")).unwrap_or_default()
+                            ));
+                        }
+                        items
+                            .iter()
+                            .map(|o| (namespace_of(o), name_of(o)))
+                            .collect()
+                    }
+                    Err(e) => {
+                        report.fail(e);
+                        continue;
+                    }
+                }
+            }
+        };
+        for (ns, name) in objects {
+            match edit_one(
+                &cluster,
+                &r,
+                ns.as_deref(),
+                &name,
+                settings,
+                resolver,
+                target.dry_run,
+                report,
+                t.name.is_some(),
+            )
+            .await
+            {
+                Ok(Some(obj)) => printed.push(for_display(obj)),
+                Ok(None) => {}
+                Err(e) => report.fail(e),
+            }
+        }
+    }
+    if let Some(output) = target.output {
+        print!("{}", render(&printed, output)?);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn edit_one(
+    cluster: &Cluster,
+    r: &Resource,
+    ns: Option<&str>,
+    name: &str,
+    settings: Option<&EnableSettings>,
+    resolver: &mut Resolver,
+    dry_run: DryRun,
+    report: &mut Report,
+    named: bool,
+) -> Result<Option<Value>> {
+    let shown = in_namespace(&r.label(name), ns, r);
+    let verb = if settings.is_some() {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    for attempt in 1..=CONFLICT_ATTEMPTS {
+        let mut obj = cluster.get(r, ns, name).await?;
+        let before = obj.clone();
+        match settings {
+            Some(settings) => match plan_for(&obj, settings, resolver, named).await? {
+                Planned::Enable { plan, notes } => {
+                    if attempt == 1 {
+                        notes.into_iter().for_each(|n| report.warn(n));
+                    }
+                    let warnings = enable_object(&mut obj, &plan)?;
+                    if attempt == 1 {
+                        warnings.iter().for_each(|w| report.warn(w.to_string()));
+                    }
+                }
+                Planned::Skip(why) => {
+                    report.note(format!("skipped {why}"));
+                    return Ok(None);
+                }
+            },
+            None => {
+                disable_object(&mut obj)?;
+            }
+        }
+        if obj == before {
+            report.note(format!("{shown} unchanged"));
+            return Ok(Some(obj));
+        }
+        if r.kind == "Pod" {
+            bail!(
+                "{}: a running Pod's containers cannot be changed; {verb_fix} its controller (see metadata.ownerReferences), \
+                 or edit its manifest with -f and recreate it",
+                object_label(&obj),
+                verb_fix = if settings.is_some() { "enable" } else { "disable" }
+            );
+        }
+        match dry_run {
+            DryRun::Client => {
+                report.note(format!("{shown} {verb} (dry run)"));
+                return Ok(Some(obj));
+            }
+            DryRun::Server | DryRun::None => match cluster
+                .replace(r, ns, name, &obj, dry_run == DryRun::Server)
+                .await
+            {
+                Ok(stored) => {
+                    let suffix = if dry_run == DryRun::Server {
+                        " (server dry run)"
+                    } else {
+                        ""
+                    };
+                    report.note(format!("{shown} {verb}{suffix}"));
+                    return Ok(Some(stored));
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    report.note(format!("{shown} was changed by someone else; reading it again (attempt {attempt} of {CONFLICT_ATTEMPTS})"));
+                }
+                Err(e) => return Err(cluster.explain(e, "update", &shown)),
+            },
+        }
+    }
+    bail!(
+        "{shown} kept changing while classcache edited it ({CONFLICT_ATTEMPTS} conflicts); nothing was overwritten: \
+         wait for the other writer (a controller or a deploy) to settle, then run the command again"
+    )
+}

@@ -1,0 +1,255 @@
+//! `status`: the enabled workloads, their archives, the nodes whose fetcher holds them, and the
+//! pods that run with them. It only reads; it must not change anything in the cluster.
+
+use anyhow::{anyhow, Result};
+use classcache_core::podtemplate::{
+    self as names, enabled_archives, fetcher_archive_path, object_label, pod_template,
+};
+use serde_json::{json, Value};
+
+use super::cluster::{name_of, namespace_of, Cluster, Resource};
+use crate::archive::Resolver;
+use crate::cli::{Output, StatusArgs};
+use crate::report::Report;
+use crate::targets::{known_kind, parse_targets, KnownKind, WORKLOADS};
+
+/// The workload kinds `status` and `uninstall` look through (Pods and ReplicaSets follow their owners).
+fn owner_kinds() -> impl Iterator<Item = &'static KnownKind> {
+    WORKLOADS
+        .iter()
+        .filter(|k| !matches!(k.kind, "Pod" | "ReplicaSet"))
+}
+
+/// Every enabled workload in `ns` (or everywhere), with its resource.
+pub(super) async fn enabled_workloads(
+    cluster: &Cluster,
+    ns: Option<&str>,
+    report: &mut Report,
+) -> Result<Vec<(Resource, Value)>> {
+    let mut found = vec![];
+    for k in owner_kinds() {
+        let r: Resource = k.into();
+        match cluster.list(&r, ns, None).await {
+            Ok(items) => found.extend(
+                items
+                    .into_iter()
+                    .filter(|o| {
+                        pod_template(o)
+                            .is_some_and(|t| enabled_archives(t).ok().flatten().is_some())
+                    })
+                    .map(|o| (r.clone(), o)),
+            ),
+            // A cluster without Argo Rollouts has no such resource: nothing to find there.
+            Err(e) if k.kind == "Rollout" => tracing::debug!("no rollouts: {e:#}"),
+            Err(e) => report.fail(e),
+        }
+    }
+    Ok(found)
+}
+
+/// `status`: each enabled workload's archives, where they are present, and the pods using them.
+pub async fn status(args: &StatusArgs, report: &mut Report) -> Result<()> {
+    let cluster = Cluster::connect(&args.cluster).await?;
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.namespace.clone());
+    let ns = (!args.all_namespaces).then_some(namespace.as_str());
+    let workloads: Vec<(Resource, Value)> = if args.targets.is_empty() {
+        enabled_workloads(&cluster, ns, report).await?
+    } else {
+        let mut named = vec![];
+        for t in parse_targets(&args.targets, false, false)? {
+            let r = cluster.resource(&t.resource).await?;
+            let obj = cluster
+                .get(&r, Some(&namespace), t.name.as_deref().unwrap_or_default())
+                .await?;
+            named.push((r, obj));
+        }
+        named
+    };
+    let fetchers = fetcher_pods(&cluster, &args.fetcher_namespace, report).await;
+    let mut resolver = Resolver::new(&args.registry);
+    let mut rows = vec![];
+    for (r, obj) in &workloads {
+        let template = pod_template(obj)
+            .ok_or_else(|| anyhow!("{} has no pod template", object_label(obj)))?;
+        let archives = enabled_archives(template)?.unwrap_or_default();
+        let raw_annotation = template
+            .pointer("/metadata/annotations/classcache.io~1archive")
+            .cloned();
+        let workload_ns = namespace_of(obj);
+        let pods = cluster
+            .list(
+                &Resource::from(known_kind("pod").expect("pods are known")),
+                workload_ns.as_deref(),
+                None,
+            )
+            .await?;
+        let with_archive: Vec<&Value> = pods
+            .iter()
+            .filter(|p| {
+                raw_annotation.is_some()
+                    && p.pointer("/metadata/annotations/classcache.io~1archive")
+                        == raw_annotation.as_ref()
+            })
+            .collect();
+        let mut archive_rows = vec![];
+        let mut seen = vec![];
+        for (container, reference) in &archives {
+            if seen.contains(reference) {
+                continue;
+            }
+            seen.push(reference.clone());
+            let digest = reference
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default();
+            let details = match resolver.explicit(reference).await {
+                Ok(a) => a
+                    .configs
+                    .iter()
+                    .map(|c| json!({"platform": c.platform.to_string(), "kind": c.kind.as_str(), "jvm": c.jvm.build, "key": c.key.as_str()}))
+                    .collect(),
+                Err(e) => vec![json!({"error": format!("{e:#}")})],
+            };
+            let nodes = match &fetchers {
+                Ok(list) => archive_nodes(&cluster, &args.fetcher_namespace, list, &digest).await,
+                Err(e) => json!({"error": e}),
+            };
+            archive_rows.push(json!({"container": container, "archive": reference, "platforms": details, "nodes": nodes}));
+        }
+        rows.push(json!({
+            "workload": r.label(&name_of(obj)),
+            "namespace": workload_ns,
+            "archives": archive_rows,
+            "pods": with_archive.iter().map(|p| json!({"name": name_of(p), "node": p.pointer("/spec/nodeName")})).collect::<Vec<_>>(),
+        }));
+    }
+    match args.output {
+        Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Some(Output::Yaml) => print!("{}", serde_saphyr::to_string(&rows)?),
+        None => print_status(&rows, workloads.is_empty()),
+    }
+    Ok(())
+}
+
+fn print_status(rows: &[Value], none: bool) {
+    if none {
+        println!("no enabled workloads (enable one with `kubectl classcache enable deploy/NAME`)");
+        return;
+    }
+    for row in rows {
+        println!(
+            "{} (namespace {})",
+            row["workload"].as_str().unwrap_or_default(),
+            row["namespace"].as_str().unwrap_or("-")
+        );
+        for a in row["archives"].as_array().into_iter().flatten() {
+            println!(
+                "  container {}: {}",
+                a["container"].as_str().unwrap_or_default(),
+                a["archive"].as_str().unwrap_or_default()
+            );
+            for p in a["platforms"].as_array().into_iter().flatten() {
+                match p.get("error") {
+                    Some(e) => println!(
+                        "    archive details unavailable: {}",
+                        e.as_str().unwrap_or_default()
+                    ),
+                    None => println!(
+                        "    {} {} on JVM {} key {}",
+                        p["platform"].as_str().unwrap_or_default(),
+                        p["kind"].as_str().unwrap_or_default(),
+                        p["jvm"].as_str().unwrap_or_default(),
+                        p["key"].as_str().unwrap_or_default()
+                    ),
+                }
+            }
+            match a["nodes"].get("error") {
+                Some(e) => println!("    nodes: unknown ({})", e.as_str().unwrap_or_default()),
+                None => println!(
+                    "    present on {} of {} nodes{}",
+                    a["nodes"]["present"].as_array().map(Vec::len).unwrap_or(0),
+                    a["nodes"]["fetchers"].as_u64().unwrap_or(0),
+                    a["nodes"]["unknown"]
+                        .as_array()
+                        .filter(|u| !u.is_empty())
+                        .map(|u| format!(" ({} not answering)", u.len()))
+                        .unwrap_or_default()
+                ),
+            }
+        }
+        let pods = row["pods"].as_array().cloned().unwrap_or_default();
+        let listed: Vec<String> = pods
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} on {}",
+                    p["name"].as_str().unwrap_or_default(),
+                    p["node"].as_str().unwrap_or("(unscheduled)")
+                )
+            })
+            .collect();
+        println!(
+            "  pods with the archive: {}{}",
+            pods.len(),
+            if listed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", listed.join(", "))
+            }
+        );
+    }
+}
+
+/// The fetcher pods (name, node), or why they cannot be listed.
+async fn fetcher_pods(
+    cluster: &Cluster,
+    fetcher_ns: &str,
+    _report: &mut Report,
+) -> Result<Vec<(String, String)>, String> {
+    let pods = Resource::from(known_kind("pod").expect("pods are known"));
+    let selector = format!(
+        "{}={}",
+        names::FETCHER_POD_LABEL.0,
+        names::FETCHER_POD_LABEL.1
+    );
+    match cluster.list(&pods, Some(fetcher_ns), Some(&selector)).await {
+        Ok(list) if list.is_empty() => Err(format!(
+            "no fetcher pods in namespace {fetcher_ns}; install it with `kubectl classcache install` (or pass --fetcher-namespace)"
+        )),
+        Ok(list) => Ok(list
+            .iter()
+            .map(|p| (name_of(p), p.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default().to_string()))
+            .collect()),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+/// Asks every fetcher, through the API server's pod proxy, whether it has published `digest`.
+async fn archive_nodes(
+    cluster: &Cluster,
+    fetcher_ns: &str,
+    fetchers: &[(String, String)],
+    digest: &str,
+) -> Value {
+    let mut present = vec![];
+    let mut unknown = vec![];
+    for (pod, node) in fetchers {
+        let path = format!(
+            "/api/v1/namespaces/{fetcher_ns}/pods/{pod}:{}/proxy{}",
+            names::FETCHER_PORT,
+            fetcher_archive_path(digest)
+        );
+        let request = http::Request::get(path)
+            .body(Vec::new())
+            .expect("a valid proxy request");
+        match cluster.client.request_text(request).await {
+            Ok(_) => present.push(node.clone()),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(_) => unknown.push(node.clone()),
+        }
+    }
+    json!({"fetchers": fetchers.len(), "present": present, "unknown": unknown})
+}
