@@ -16,8 +16,10 @@ pub struct Source {
 
 /// Parses multi-document YAML (JSON is YAML too); empty documents are dropped.
 pub fn parse_documents(text: &str, name: &str) -> Result<Vec<Value>> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| {
-        anyhow::anyhow!("{name} is not valid YAML: {e}\nfix the file, or pass Kubernetes manifests (YAML or JSON)")
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).with_context(|| {
+        format!(
+            "{name} is not valid YAML; fix the file, or pass Kubernetes manifests (YAML or JSON)"
+        )
     })?;
     let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
     for (i, doc) in docs.iter().enumerate() {

@@ -60,7 +60,7 @@ impl Resource {
 
 /// A connected cluster.
 pub struct Cluster {
-    pub(super) client: Client,
+    client: Client,
     server: String,
     pub namespace: String,
 }
@@ -75,9 +75,9 @@ impl Cluster {
             Some(paths) => {
                 let mut merged: Option<Kubeconfig> = None;
                 for path in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
-                    let next = Kubeconfig::read_from(&path).map_err(|e| {
-                        anyhow!(
-                            "cannot read kubeconfig {}: {e}; pass --kubeconfig FILE",
+                    let next = Kubeconfig::read_from(&path).with_context(|| {
+                        format!(
+                            "cannot read kubeconfig {}; pass --kubeconfig FILE",
                             path.display()
                         )
                     })?;
@@ -93,9 +93,9 @@ impl Cluster {
             }
             None => Config::from_kubeconfig(&options).await,
         }
-        .map_err(|e| {
-            anyhow!(
-                "cannot load the kubeconfig{}: {e}; pass --kubeconfig FILE or --context NAME",
+        .with_context(|| {
+            format!(
+                "cannot load the kubeconfig{}; pass --kubeconfig FILE or --context NAME",
                 context_note(args)
             )
         })?;
@@ -126,10 +126,10 @@ impl Cluster {
                 401 => anyhow!("{what}: the cluster at {} refused the credentials ({}); log in again or pick another --context", self.server, status.message),
                 code => anyhow!("{what}: the API server answered {code} to {verb}: {}", status.message),
             },
-            other => anyhow!(
-                "cannot reach the cluster at {} ({other}); check that it runs and that --kubeconfig / --context point at it",
+            other => anyhow::Error::new(other).context(format!(
+                "cannot reach the cluster at {}; check that it runs and that --kubeconfig / --context point at it",
                 self.server
-            ),
+            )),
         }
     }
 
@@ -144,6 +144,21 @@ impl Cluster {
         let req = Request::new(r.collection(ns)).get(name, &GetParams::default())?;
         self.call(req, "get", &in_namespace(&r.label(name), ns, r))
             .await
+    }
+
+    /// The object, or `None` when it does not exist.
+    pub(super) async fn find(
+        &self,
+        r: &Resource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>> {
+        let req = Request::new(r.collection(ns)).get(name, &GetParams::default())?;
+        match self.client.request::<Value>(req).await {
+            Ok(obj) => Ok(Some(obj)),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(e) => Err(self.explain(e, "get", &in_namespace(&r.label(name), ns, r))),
+        }
     }
 
     pub async fn list(
@@ -241,6 +256,22 @@ impl Cluster {
         }
     }
 
+    /// GET `path` on port `port` of pod `pod`, through the API server's pod proxy.
+    pub(super) async fn proxy_get(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        path: &str,
+    ) -> Result<String, kube::Error> {
+        let request = http::Request::get(format!(
+            "/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{path}"
+        ))
+        .body(Vec::new())
+        .map_err(kube::Error::HttpError)?;
+        self.client.request_text(request).await
+    }
+
     /// The resource a TYPE word names: the workload kinds directly, anything else by discovery.
     pub async fn resource(&self, word: &str) -> Result<Resource> {
         if let Some(k) = known_kind(word) {
@@ -308,4 +339,15 @@ pub(super) fn for_display(mut obj: Value) -> Value {
         m.shift_remove("managedFields");
     }
     obj
+}
+
+/// Namespaces, which `uninstall` waits on.
+pub(super) fn namespaces() -> Resource {
+    Resource {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "Namespace".into(),
+        plural: "namespaces".into(),
+        namespaced: false,
+    }
 }

@@ -3,11 +3,11 @@
 
 use anyhow::{bail, Context, Result};
 use classcache_core::podtemplate as names;
-use kube::core::params::GetParams;
-use kube::core::Request;
 use serde_json::{json, Value};
 
-use super::cluster::{for_display, in_namespace, name_of, namespace_of, Cluster, Resource};
+use super::cluster::{
+    for_display, in_namespace, name_of, namespace_of, namespaces, Cluster, Resource,
+};
 use super::status::enabled_workloads;
 use crate::cli::{DryRun, InstallArgs, UninstallArgs};
 use crate::manifest::render;
@@ -130,29 +130,18 @@ async fn wait_deleted(
     timeout: std::time::Duration,
     report: &mut Report,
 ) -> Result<()> {
-    let namespaces = Resource {
-        group: String::new(),
-        version: "v1".into(),
-        kind: "Namespace".into(),
-        plural: "namespaces".into(),
-        namespaced: false,
-    };
+    let namespaces = namespaces();
     let start = std::time::Instant::now();
     let mut told = false;
     loop {
-        let req =
-            Request::new(namespaces.collection(None)).get(namespace, &GetParams::default())?;
-        match cluster.client.request::<Value>(req).await {
-            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-            Err(e) => {
-                return Err(cluster.explain(e, "get", &format!("namespace/{namespace}")))
-            }
-            Ok(_) if start.elapsed() >= timeout => bail!(
+        match cluster.find(&namespaces, None, namespace).await? {
+            None => return Ok(()),
+            Some(_) if start.elapsed() >= timeout => bail!(
                 "namespace/{namespace} is still being deleted after {}; its pods may be stuck terminating \
                  (kubectl get pods -n {namespace}); wait longer with --timeout, or skip waiting with --wait=false",
                 humantime::format_duration(timeout)
             ),
-            Ok(_) => {
+            Some(_) => {
                 if !told {
                     report.note(format!("waiting for namespace/{namespace} to be deleted"));
                     told = true;

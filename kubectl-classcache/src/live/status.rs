@@ -68,7 +68,7 @@ pub async fn status(args: &StatusArgs, report: &mut Report) -> Result<()> {
         }
         named
     };
-    let fetchers = fetcher_pods(&cluster, &args.fetcher_namespace, report).await;
+    let fetchers = fetcher_pods(&cluster, &args.fetcher_namespace).await;
     let mut resolver = Resolver::new(&args.registry);
     let mut rows = vec![];
     for (r, obj) in &workloads {
@@ -207,7 +207,6 @@ fn print_status(rows: &[Value], none: bool) {
 async fn fetcher_pods(
     cluster: &Cluster,
     fetcher_ns: &str,
-    _report: &mut Report,
 ) -> Result<Vec<(String, String)>, String> {
     let pods = Resource::from(known_kind("pod").expect("pods are known"));
     let selector = format!(
@@ -237,15 +236,15 @@ async fn archive_nodes(
     let mut present = vec![];
     let mut unknown = vec![];
     for (pod, node) in fetchers {
-        let path = format!(
-            "/api/v1/namespaces/{fetcher_ns}/pods/{pod}:{}/proxy{}",
-            names::FETCHER_PORT,
-            fetcher_archive_path(digest)
-        );
-        let request = http::Request::get(path)
-            .body(Vec::new())
-            .expect("a valid proxy request");
-        match cluster.client.request_text(request).await {
+        match cluster
+            .proxy_get(
+                fetcher_ns,
+                pod,
+                names::FETCHER_PORT,
+                &fetcher_archive_path(digest),
+            )
+            .await
+        {
             Ok(_) => present.push(node.clone()),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(_) => unknown.push(node.clone()),
