@@ -12,14 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone)]
-pub struct InitJob {
-    pub archives: Vec<String>,
-    pub mode: DeliveryMode,
-    pub dir: PathBuf,
-    pub fetcher_url: String,
-    pub timeout: Duration,
-}
+/// The job is the command line itself: core's one definition of the init container's arguments.
+pub use classcache_core::fetcher::args::InitArgs as InitJob;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -65,7 +59,7 @@ async fn run_all(job: &InitJob) -> Result<Vec<PathBuf>, InitError> {
             .map(ToString::to_string)
             .ok_or_else(|| InitError::NotPinned(archive.clone()))?;
         let answer = request(&http, job, &digest, archive).await?;
-        let dest = job.dir.join(published_file_name(&digest));
+        let dest = Path::new(&job.dir).join(published_file_name(&digest));
         match job.mode {
             DeliveryMode::HostPath => wait_visible(&dest, answer.size).await?,
             DeliveryMode::Copy => copy(&http, job, &digest, &answer, &dest).await?,

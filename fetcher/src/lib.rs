@@ -3,6 +3,7 @@
 //! It must not publish a file whose sha256 has not been checked.
 
 pub mod archive;
+pub mod cli;
 pub mod digest;
 pub mod discovery;
 pub mod follow;

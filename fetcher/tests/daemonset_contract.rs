@@ -23,9 +23,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The fetcher container's args from the template, with the install parameters and the
-/// downward-API variables filled in as the cluster would.
-fn daemonset_args(store: &str, port: u16) -> Vec<String> {
+/// The template's fetcher container, with the install parameters filled in.
+fn daemonset_container(store: &str, port: u16) -> serde_json::Value {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../templates/daemonset.yaml");
     let text = std::fs::read_to_string(root).unwrap();
     let text = [
@@ -42,7 +41,13 @@ fn daemonset_args(store: &str, port: u16) -> Vec<String> {
         "a template parameter is left unfilled:\n{text}"
     );
     let daemonset: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-    let container = &daemonset["spec"]["template"]["spec"]["containers"][0];
+    daemonset["spec"]["template"]["spec"]["containers"][0].clone()
+}
+
+/// The fetcher container's args from the template, with the install parameters and the
+/// downward-API variables filled in as the cluster would.
+fn daemonset_args(store: &str, port: u16) -> Vec<String> {
+    let container = daemonset_container(store, port);
     assert_eq!(container["command"][0], "classcache-fetcher");
     container["args"]
         .as_array()
@@ -108,6 +113,35 @@ fn the_daemonset_arguments_start_the_fetcher_and_status_can_ask_it() {
     let (code, body) = get(&format!("{base}{path}")).unwrap();
     assert_eq!(code, 404, "an archive that is not on the node: {body}");
     assert!(body.contains("not published"), "{body}");
+}
+
+/// The template's `serve` arguments parse, through the fetcher's own parser, to the install
+/// parameters; its probe asks the contract's health route on the port it listens on.
+#[test]
+fn the_daemonset_arguments_parse_to_the_install_parameters() {
+    use classcache_fetcher::cli::{Cli, Command};
+    let container = daemonset_container("/var/lib/classcache", 8787);
+    let args = daemonset_args("/var/lib/classcache", 8787);
+    let cli = <Cli as clap::Parser>::try_parse_from(
+        std::iter::once("classcache-fetcher".to_string()).chain(args.iter().cloned()),
+    )
+    .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let Command::Serve(serve) = cli.command else {
+        panic!("{args:?} is not serve")
+    };
+    assert_eq!(serve.store, std::path::Path::new("/var/lib/classcache"));
+    assert_eq!(serve.listen, "127.0.0.1:8787");
+    assert_eq!(serve.max_store_bytes.bytes(), 1 << 30);
+    assert_eq!(serve.node_id, "node-a");
+    assert_eq!(serve.namespace, "classcache");
+    assert_eq!(
+        serve.peers_service,
+        classcache_core::podtemplate::PEERS_SERVICE
+    );
+    let probe = &container["readinessProbe"]["httpGet"];
+    assert_eq!(probe["path"], routes::HEALTHZ);
+    assert_eq!(probe["port"], container["ports"][0]["name"]);
+    assert_eq!(container["ports"][0]["containerPort"], 8787);
 }
 
 /// A plain HTTP/1.0 GET (no client library needed for two requests on loopback).

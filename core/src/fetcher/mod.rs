@@ -1,4 +1,5 @@
 //! The contracts with `classcache-fetcher`, each written once and used by both sides: its HTTP
-//! API (`http`). It only names, builds and parses; it must not do I/O.
+//! API (`http`) and its init command line (`args`). It only names, builds and parses; it must not do I/O.
 
+pub mod args;
 pub mod http;

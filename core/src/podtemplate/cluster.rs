@@ -1,6 +1,7 @@
 //! The names the plugin, the templates and the fetcher agree on in a cluster, and the exact command
 //! line of the init container. It only defines names and argument lists; it must not do I/O.
 
+pub use crate::fetcher::args::InitArgs;
 use std::fmt;
 use std::str::FromStr;
 
@@ -124,42 +125,13 @@ impl FromStr for DeliveryMode {
     }
 }
 
-/// The init container's job, as the fetcher's `init` subcommand receives it.
-///
-/// The command line (the contract with `classcache-fetcher`), exactly as [`InitContainerSpec::command`]
-/// and [`InitContainerSpec::args`] produce it:
-///
-/// ```text
-/// classcache-fetcher init \
-///     --archive <registry>/<repo>@sha256:<hex>   (once per distinct archive, in container order)
-///     --mode hostpath|copy \
-///     --dir /classcache \
-///     --fetcher-url http://$(CLASSCACHE_NODE_IP):8787   ([`fetcher_url`]; env from `status.hostIP`) \
-///     --timeout <seconds>s \
-///     [--fail-closed]
-/// ```
-///
-/// Meaning, for the fetcher's implementation:
-/// - each `--archive` is pinned by digest: an archive manifest, or an OCI index of per-platform
-///   archive manifests (the node fetcher picks its own platform's);
-/// - the archive must end up at `<dir>/<paths::published_file_name(digest)>`;
-/// - `hostpath`: `<dir>` is the node store's `published` directory, mounted read-only; ask the
-///   node fetcher to publish each archive and wait until the file appears in `<dir>`;
-/// - `copy`: `<dir>` is an empty, writable emptyDir; download each archive from the node fetcher,
-///   check its sha256, write a temp file, fsync, rename into place;
-/// - `--timeout` bounds the whole run; when it passes or anything fails, exit 0 with a message on
-///   stderr (the JVM then starts without the archive: `-Xshare:auto`), or exit non-zero when
-///   `--fail-closed` is given (the pod does not start).
+/// The init container the pod-template edit adds: the fetcher image, running
+/// `classcache-fetcher init` with [`InitArgs`] (the one definition of that command line, parsed
+/// by the fetcher with the same clap struct).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitContainerSpec {
     pub image: String,
-    /// Pinned archive references, distinct, in container order.
-    pub archives: Vec<String>,
-    pub mode: DeliveryMode,
-    pub dir: String,
-    pub fetcher_url: String,
-    pub timeout_secs: u64,
-    pub fail_closed: bool,
+    pub init: InitArgs,
 }
 
 impl InitContainerSpec {
@@ -168,56 +140,17 @@ impl InitContainerSpec {
         vec![FETCHER_BINARY.to_string()]
     }
 
-    /// The container's `args`: see the type's documentation for the contract.
+    /// The container's `args`: see [`InitArgs`] for the contract.
     pub fn args(&self) -> Vec<String> {
-        let mut args = vec!["init".to_string()];
-        for archive in &self.archives {
-            args.push("--archive".to_string());
-            args.push(archive.clone());
-        }
-        args.extend([
-            "--mode".to_string(),
-            self.mode.as_str().to_string(),
-            "--dir".to_string(),
-            self.dir.clone(),
-            "--fetcher-url".to_string(),
-            self.fetcher_url.clone(),
-            "--timeout".to_string(),
-            format!("{}s", self.timeout_secs),
-        ]);
-        if self.fail_closed {
-            args.push("--fail-closed".to_string());
-        }
-        args
+        self.init.to_args()
     }
 
     /// Reads a spec back from an init container's `image` and `args` (for `status`).
     pub fn from_args(image: &str, args: &[String]) -> Option<Self> {
-        let mut spec = InitContainerSpec {
+        Some(InitContainerSpec {
             image: image.to_string(),
-            archives: vec![],
-            mode: DeliveryMode::HostPath,
-            dir: String::new(),
-            fetcher_url: String::new(),
-            timeout_secs: DEFAULT_INIT_TIMEOUT_SECS,
-            fail_closed: false,
-        };
-        let mut it = args.iter();
-        if it.next()? != "init" {
-            return None;
-        }
-        while let Some(flag) = it.next() {
-            match flag.as_str() {
-                "--fail-closed" => spec.fail_closed = true,
-                "--archive" => spec.archives.push(it.next()?.clone()),
-                "--mode" => spec.mode = it.next()?.parse().ok()?,
-                "--dir" => spec.dir = it.next()?.clone(),
-                "--fetcher-url" => spec.fetcher_url = it.next()?.clone(),
-                "--timeout" => spec.timeout_secs = it.next()?.strip_suffix('s')?.parse().ok()?,
-                _ => return None,
-            }
-        }
-        Some(spec)
+            init: InitArgs::from_args(args).ok()?,
+        })
     }
 }
 
@@ -229,15 +162,17 @@ mod tests {
     fn init_args_are_the_documented_contract() {
         let spec = InitContainerSpec {
             image: "fetcher:1".into(),
-            archives: vec![
-                "reg.example/app@sha256:aa".into(),
-                "reg.example/b@sha256:bb".into(),
-            ],
-            mode: DeliveryMode::Copy,
-            dir: "/classcache".into(),
-            fetcher_url: fetcher_url(),
-            timeout_secs: 120,
-            fail_closed: true,
+            init: InitArgs {
+                archives: vec![
+                    "reg.example/app@sha256:aa".into(),
+                    "reg.example/b@sha256:bb".into(),
+                ],
+                mode: DeliveryMode::Copy,
+                dir: "/classcache".into(),
+                fetcher_url: fetcher_url(),
+                timeout: InitArgs::DEFAULT_TIMEOUT,
+                fail_closed: true,
+            },
         };
         assert_eq!(
             spec.args().join(" "),

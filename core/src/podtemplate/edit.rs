@@ -492,12 +492,14 @@ fn enable_fresh(
 
     let init = InitContainerSpec {
         image: plan.fetcher_image.clone(),
-        archives: archives.clone(),
-        mode: plan.mode,
-        dir: POD_ARCHIVE_DIR.to_string(),
-        fetcher_url: plan.fetcher_url.clone(),
-        timeout_secs: plan.timeout_secs,
-        fail_closed: plan.fail_closed,
+        init: InitArgs {
+            archives: archives.clone(),
+            mode: plan.mode,
+            dir: POD_ARCHIVE_DIR.to_string(),
+            fetcher_url: plan.fetcher_url.clone(),
+            timeout: std::time::Duration::from_secs(plan.timeout_secs),
+            fail_closed: plan.fail_closed,
+        },
     };
     let (init_containers, inits) =
         open_list(spec, "initContainers", object, "spec.initContainers")?;
@@ -570,7 +572,7 @@ fn init_container(spec: &InitContainerSpec) -> Value {
         "volumeMounts": [{
             "name": VOLUME,
             "mountPath": POD_ARCHIVE_DIR,
-            "readOnly": spec.mode == DeliveryMode::HostPath,
+            "readOnly": spec.init.mode == DeliveryMode::HostPath,
         }],
     })
 }

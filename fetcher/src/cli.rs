@@ -1,0 +1,254 @@
+//! The fetcher's command line: `serve` (the DaemonSet's container) and `init` (the init
+//! container, whose arguments are core's `fetcher::args::InitArgs`, the one definition the pod-template
+//! edit builds them from). It parses only; it must not start anything.
+
+use clap::{Parser, Subcommand};
+use classcache_core::artifact::Platform;
+pub use classcache_core::fetcher::args::InitArgs;
+use classcache_core::paths::NODE_STORE_DIR;
+use classcache_core::podtemplate::cluster::{FETCHER_PORT, NAMESPACE, PEERS_SERVICE};
+use classcache_core::size::ByteSize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "classcache-fetcher",
+    version,
+    about = "Node cache for classcache archives: one registry pull per cluster, peer to peer, verified atomic publish"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node fetcher (the DaemonSet's container).
+    Serve(Box<ServeArgs>),
+    /// Make the pod's archives available before its JVM starts (the init container).
+    Init(InitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value_t = format!("0.0.0.0:{FETCHER_PORT}"))]
+    pub listen: String,
+    /// The node store (a hostPath); pods mount its `published` directory.
+    #[arg(long, default_value = NODE_STORE_DIR)]
+    pub store: PathBuf,
+    /// This node's name: what peers rank (set it from the downward API's spec.nodeName).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_id: String,
+    /// Static peer list NODE=http://HOST:PORT,… (tests, clusters without API access);
+    /// without it, peers come from the peers Service's EndpointSlices.
+    #[arg(long, env = "CLASSCACHE_PEERS")]
+    pub peers: Option<String>,
+    /// Namespace of the peers Service (EndpointSlice discovery).
+    #[arg(long, env = "POD_NAMESPACE", default_value = NAMESPACE)]
+    pub namespace: String,
+    /// Name of the peers Service (EndpointSlice discovery).
+    #[arg(long, default_value = PEERS_SERVICE)]
+    pub peers_service: String,
+    /// Size cap of the store (bytes, or a quantity such as 10Gi or 500Mi, as `kubectl classcache
+    /// install --max-size` writes it); least recently used entries not in use are evicted.
+    #[arg(long = "max-size", default_value = "10Gi")]
+    pub max_store_bytes: ByteSize,
+    /// Entries used this recently are never evicted (a pod may be starting on them).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub in_use_grace: Duration,
+    /// Children per node in the distribution tree; 1 makes a chain, which keeps every node's
+    /// uplink at one copy and the last node within one transfer time plus per-hop latency.
+    #[arg(long, default_value_t = 1)]
+    pub fanout: usize,
+    /// Concurrent uploads to peers; more get 503 and go to another node.
+    #[arg(long, default_value_t = 4)]
+    pub upload_cap: usize,
+    /// No byte from a source for this long: check it and move to another.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Duration,
+    /// Registries (host:port) spoken to over plain HTTP; loopback ones always are.
+    #[arg(
+        long = "insecure-registry",
+        env = "CLASSCACHE_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// Platform to pick from archive indexes, os/arch[/variant] (default: this machine's).
+    #[arg(long)]
+    pub platform: Option<Platform>,
+    /// Test only: corrupt every chunk uploaded to peers.
+    #[arg(long, hide = true)]
+    pub corrupt_uploads: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use classcache_core::podtemplate::cluster::{
+        fetcher_url, DeliveryMode, InitContainerSpec, FETCHER_BINARY, INIT_CONTAINER,
+    };
+    use classcache_core::podtemplate::{enable_template, ContainerArchive, EnablePlan};
+
+    const DIGESTS: [&str; 3] = [
+        "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+        "sha256:3333333333333333333333333333333333333333333333333333333333333333",
+    ];
+
+    /// What the fetcher's own parser makes of a container's command and args.
+    fn parse_init(command: &[String], args: &[String]) -> InitArgs {
+        assert_eq!(command, [FETCHER_BINARY]);
+        let cli = Cli::try_parse_from(command.iter().chain(args))
+            .unwrap_or_else(|e| panic!("the fetcher refuses {args:?}: {e}"));
+        match cli.command {
+            Command::Init(parsed) => parsed,
+            Command::Serve(_) => panic!("{args:?} parsed as serve"),
+        }
+    }
+
+    /// Every init container core can build parses, through the fetcher's real parser, back to
+    /// the very values it was built from.
+    #[test]
+    fn every_init_container_core_builds_parses_back_to_its_values() {
+        let urls = [fetcher_url(), "http://127.0.0.1:8787/".to_string()];
+        let timeouts = [
+            InitArgs::DEFAULT_TIMEOUT,
+            Duration::from_secs(1),
+            Duration::from_millis(2500),
+        ];
+        let mut checked = 0;
+        for mode in [DeliveryMode::HostPath, DeliveryMode::Copy] {
+            for n in 1..=DIGESTS.len() {
+                for fail_closed in [false, true] {
+                    for url in &urls {
+                        for timeout in timeouts {
+                            let spec = InitContainerSpec {
+                                image: "fetcher:1".into(),
+                                init: InitArgs {
+                                    archives: DIGESTS[..n]
+                                        .iter()
+                                        .map(|d| format!("127.0.0.1:5000/shop/app-{n}@{d}"))
+                                        .collect(),
+                                    mode,
+                                    dir: "/classcache".into(),
+                                    fetcher_url: url.clone(),
+                                    timeout,
+                                    fail_closed,
+                                },
+                            };
+                            let parsed = parse_init(&spec.command(), &spec.args());
+                            assert_eq!(parsed, spec.init, "{:?}", spec.args());
+                            assert_eq!(
+                                InitContainerSpec::from_args(&spec.image, &spec.args()),
+                                Some(spec)
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 2 * 3 * 2 * 2 * 3);
+    }
+
+    /// The init container the pod-template edit writes (what the kubelet runs) parses to the
+    /// plan's values, with the URL of the node's fetcher left for the kubelet to expand.
+    #[test]
+    fn the_init_container_enable_writes_parses_to_the_plan() {
+        for mode in [DeliveryMode::HostPath, DeliveryMode::Copy] {
+            for fail_closed in [false, true] {
+                let plan = EnablePlan {
+                    containers: ["app", "sidecar", "third"]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, name)| ContainerArchive {
+                            container: name.to_string(),
+                            // Two containers share an archive: it is asked for once.
+                            archive: format!("reg.example/shop/archives@{}", DIGESTS[i % 2]),
+                            runtime_options: vec!["-XX:SharedArchiveFile={archive}".into()],
+                            pin_image: None,
+                        })
+                        .collect(),
+                    mode,
+                    node_store_dir: "/var/lib/classcache".into(),
+                    fetcher_image: "fetcher:1".into(),
+                    fetcher_url: fetcher_url(),
+                    timeout_secs: 45,
+                    fail_closed,
+                    allow_value_from: false,
+                };
+                let mut template = serde_json::json!({"spec": {"containers": [
+                    {"name": "app", "image": "app:1"},
+                    {"name": "sidecar", "image": "side:1"},
+                    {"name": "third", "image": "third:1"},
+                ]}});
+                enable_template(&mut template, &plan, "deployment/app").unwrap();
+                let init = &template["spec"]["initContainers"][0];
+                assert_eq!(init["name"], INIT_CONTAINER);
+                let strings = |v: &serde_json::Value| -> Vec<String> {
+                    serde_json::from_value(v.clone()).unwrap()
+                };
+                let parsed = parse_init(&strings(&init["command"]), &strings(&init["args"]));
+                assert_eq!(
+                    parsed,
+                    InitArgs {
+                        archives: vec![
+                            format!("reg.example/shop/archives@{}", DIGESTS[0]),
+                            format!("reg.example/shop/archives@{}", DIGESTS[1]),
+                        ],
+                        mode,
+                        dir: classcache_core::paths::POD_ARCHIVE_DIR.into(),
+                        fetcher_url: "http://$(CLASSCACHE_NODE_IP):8787".into(),
+                        timeout: Duration::from_secs(45),
+                        fail_closed,
+                    }
+                );
+            }
+        }
+    }
+
+    /// `kubectl classcache install --max-size` renders its value into the DaemonSet as given:
+    /// every size install accepts must start the fetcher.
+    #[test]
+    fn every_size_install_accepts_starts_the_fetcher() {
+        for (text, bytes) in classcache_core::size::EXAMPLES {
+            let cli = Cli::try_parse_from([
+                "classcache-fetcher",
+                "serve",
+                "--node-id",
+                "n1",
+                "--max-size",
+                text,
+            ])
+            .unwrap_or_else(|e| panic!("--max-size {text}: {e}"));
+            let Command::Serve(args) = cli.command else {
+                panic!("not serve")
+            };
+            assert_eq!(args.max_store_bytes.bytes(), *bytes, "{text}");
+        }
+        let e = Cli::try_parse_from([
+            "classcache-fetcher",
+            "serve",
+            "--node-id",
+            "n",
+            "--max-size",
+            "lots",
+        ])
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("such as 10Gi"), "{e}");
+        let e = Cli::try_parse_from([
+            "classcache-fetcher",
+            "serve",
+            "--node-id",
+            "n",
+            "--platform",
+            "linux",
+        ])
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("e.g. linux/arm64"), "{e}");
+    }
+}
