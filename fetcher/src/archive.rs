@@ -113,7 +113,7 @@ impl Archives {
             .clone()
             .ok_or_else(|| ArchiveError::NotPinned(whole.clone()))?;
         let store = &self.node.store;
-        if let Some(record) = store.published(&pinned) {
+        if let Some(record) = self.published(&pinned).await {
             return Ok(Published {
                 path: store.published_path(&pinned),
                 record,
@@ -128,7 +128,7 @@ impl Archives {
             .or_default()
             .clone();
         let _one_at_a_time = lock.lock().await;
-        if let Some(record) = store.published(&pinned) {
+        if let Some(record) = self.published(&pinned).await {
             return Ok(Published {
                 path: store.published_path(&pinned),
                 record,
@@ -174,7 +174,7 @@ impl Archives {
             archive: config.archive.clone(),
             runtime_options: config.runtime_options.clone(),
         };
-        let unpacking = self.unpack_while_downloading(&blob, &record);
+        let unpacking = self.unpack_while_downloading(&blob, &record).await;
         self.node
             .fetch_blob(&blob)
             .await
@@ -188,15 +188,12 @@ impl Archives {
                 tracing::info!(error = %e, "unpacking during the download failed; unpacking the stored blob");
             }
         }
-        let store = store.clone();
-        let path = tokio::task::spawn_blocking(move || {
-            store
-                .publish(&pinned, &layer_digest, &record)
-                .map(|p| (p, record))
-        })
-        .await
-        .expect("publish does not panic");
-        let (path, record) = path?;
+        let (path, record) = store
+            .run(move |s| {
+                s.publish(&pinned, &layer_digest, &record)
+                    .map(|p| (p, record))
+            })
+            .await?;
         tracing::info!(reference = %whole, path = %path.display(), "published");
         Ok(Published {
             record,
@@ -208,12 +205,13 @@ impl Archives {
     /// Starts unpacking the layer as its bytes arrive, on a thread of its own (it blocks on the
     /// download's progress, and must not hold a thread the download itself needs), so that
     /// decompression and hashing overlap the transfer.
-    fn unpack_while_downloading(
+    async fn unpack_while_downloading(
         &self,
         blob: &BlobRef,
         record: &PublishedRecord,
     ) -> Option<tokio::sync::oneshot::Receiver<Result<(), StoreError>>> {
-        let Some(Availability::InFlight(transfer)) = self.node.availability(blob, 0, true) else {
+        let Some(Availability::InFlight(transfer)) = self.node.availability(blob, 0, true).await
+        else {
             return None;
         };
         let store = self.node.store.clone();
@@ -243,7 +241,8 @@ impl Archives {
         blob: Option<&Descriptor>,
     ) -> Result<Bytes, ArchiveError> {
         let store = &self.node.store;
-        if let Some(bytes) = store.read_blob(digest) {
+        let d = digest.clone();
+        if let Some(bytes) = store.run(move |s| s.read_blob(&d)).await {
             return Ok(bytes.into());
         }
         let what = if blob.is_some() {
@@ -257,8 +256,7 @@ impl Archives {
         };
         let registry_error = match from_registry {
             Ok(bytes) if Digest::of(&bytes) == *digest => {
-                store.put_blob(digest, &bytes)?;
-                return Ok(bytes);
+                return self.keep(digest, bytes).await;
             }
             Ok(bytes) => format!(
                 "the registry sent {} bytes that do not match the digest",
@@ -268,14 +266,26 @@ impl Archives {
         };
         tracing::warn!(%digest, error = %registry_error, "registry failed; asking peers");
         if let Some(bytes) = self.small_object_from_peers(digest).await {
-            store.put_blob(digest, &bytes)?;
-            return Ok(bytes);
+            return self.keep(digest, bytes).await;
         }
         Err(ArchiveError::Unavailable {
             reference: format!("{}/{}@{digest}", repo.registry, repo.repository),
             what: what.into(),
             message: format!("{registry_error}; and no peer has it"),
         })
+    }
+
+    /// The record of the archive `pinned` names, if published here (read on the blocking pool).
+    async fn published(&self, pinned: &Digest) -> Option<PublishedRecord> {
+        let pinned = pinned.clone();
+        self.node.store.run(move |s| s.published(&pinned)).await
+    }
+
+    /// Stores a verified small object; returns it.
+    async fn keep(&self, digest: &Digest, bytes: Bytes) -> Result<Bytes, ArchiveError> {
+        let (d, b) = (digest.clone(), bytes.clone());
+        self.node.store.run(move |s| s.put_blob(&d, &b)).await?;
+        Ok(bytes)
     }
 
     async fn small_object_from_peers(&self, digest: &Digest) -> Option<Bytes> {

@@ -17,13 +17,10 @@ pub struct Cursor {
     progress: Option<watch::Receiver<Progress>>,
     file: Option<File>,
     attempt: u64,
+    /// The last read found nothing to open: wait for the download's next change first.
+    stale: bool,
     pub pos: u64,
     pub end: u64,
-}
-
-enum Look {
-    Until(u64),
-    Wait,
 }
 
 impl Cursor {
@@ -35,6 +32,7 @@ impl Cursor {
             progress: None,
             file: Some(file),
             attempt: 0,
+            stale: false,
             pos: start,
             end,
         }
@@ -55,6 +53,7 @@ impl Cursor {
             progress: Some(progress),
             file: None,
             attempt,
+            stale: false,
             pos: start,
             end,
         }
@@ -65,6 +64,11 @@ impl Cursor {
         self.progress.as_ref().map(|_| self.attempt)
     }
 
+    /// Whether every byte up to `end` was read.
+    pub fn done(&self) -> bool {
+        self.pos >= self.end
+    }
+
     fn final_path(&self) -> std::path::PathBuf {
         self.store.blob_path(
             self.digest
@@ -73,78 +77,91 @@ impl Cursor {
         )
     }
 
-    fn look(&mut self) -> io::Result<Look> {
-        let Some(rx) = self.progress.as_mut() else {
-            return Ok(Look::Until(self.end));
-        };
-        let p = rx.borrow_and_update().clone();
+    /// The download's state, or why its bytes must not be read.
+    fn check(&self, p: &Progress) -> io::Result<()> {
         if p.attempt != self.attempt {
             return Err(io::Error::other(
                 "the download restarted after a digest mismatch; the bytes sent were wrong",
             ));
         }
-        if self.file.is_none() {
-            let path = match (&p.state, &p.partial) {
-                (State::Done, _) => Some(self.final_path()),
-                (State::Running, Some(partial)) => Some(partial.clone()),
-                _ => None,
+        if let State::Failed(e) = &p.state {
+            return Err(io::Error::other(format!("the download failed: {e}")));
+        }
+        Ok(())
+    }
+
+    /// Waits, without any file I/O, until there are bytes past the cursor to read (or the
+    /// download ended); for async code, which then reads with [`Cursor::read_blocking`] on the
+    /// blocking pool.
+    pub async fn wait_readable(&mut self) -> io::Result<()> {
+        loop {
+            let stale = std::mem::take(&mut self.stale);
+            let Some(rx) = self.progress.as_mut() else {
+                return Ok(());
             };
-            if let Some(path) = path {
-                // The partial may have just been renamed into place: try the final name too.
-                self.file = File::open(&path)
-                    .or_else(|_| File::open(self.final_path()))
-                    .ok();
+            if !stale {
+                let p = rx.borrow_and_update().clone();
+                self.check(&p)?;
+                if p.state == State::Done || p.written > self.pos {
+                    return Ok(());
+                }
             }
-        }
-        match &p.state {
-            State::Failed(e) => Err(io::Error::other(format!("the download failed: {e}"))),
-            State::Done if self.file.is_some() => Ok(Look::Until(self.end)),
-            _ if self.file.is_some() && p.written > self.pos => {
-                Ok(Look::Until(p.written.min(self.end)))
-            }
-            _ => Ok(Look::Wait),
-        }
-    }
-
-    /// The download finished and its progress is gone: the store has the blob, or nothing.
-    fn finished(&mut self) -> io::Result<u64> {
-        if self.file.is_none() {
-            self.file = Some(File::open(self.final_path())?);
-        }
-        self.progress = None;
-        Ok(self.end)
-    }
-
-    /// How far the file may be read now, waiting for the download when it is behind.
-    pub async fn readable_until(&mut self) -> io::Result<u64> {
-        loop {
-            if let Look::Until(until) = self.look()? {
-                return Ok(until);
-            }
-            let rx = self.progress.as_mut().expect("waiting needs a transfer");
+            let rx = self.progress.as_mut().expect("checked above");
             if rx.changed().await.is_err() {
-                return self.finished();
+                // The download finished and its progress is gone: the store has the blob, or
+                // nothing; the next read tells.
+                self.progress = None;
+                return Ok(());
             }
         }
     }
 
-    /// As [`Cursor::readable_until`], from a blocking thread.
-    pub fn readable_until_blocking(&mut self, rt: &tokio::runtime::Handle) -> io::Result<u64> {
-        loop {
-            if let Look::Until(until) = self.look()? {
-                return Ok(until);
-            }
-            let rx = self.progress.as_mut().expect("waiting needs a transfer");
-            if rt.block_on(rx.changed()).is_err() {
-                return self.finished();
-            }
-        }
+    /// As [`Cursor::wait_readable`], from a blocking thread.
+    pub fn wait_readable_blocking(&mut self, rt: &tokio::runtime::Handle) -> io::Result<()> {
+        rt.block_on(self.wait_readable())
     }
 
-    /// Reads up to `max` bytes at the cursor, not past `until`.
-    pub fn read_into(&mut self, buf: &mut [u8], until: u64) -> io::Result<usize> {
+    /// Reads what can be read now at the cursor into `buf` (blocking: it may open the file).
+    /// Returns 0 when nothing is readable yet; wait with [`Cursor::wait_readable`] and retry.
+    pub fn read_blocking(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let until = match self.progress.as_ref().map(|rx| rx.borrow().clone()) {
+            None => {
+                if self.file.is_none() {
+                    self.file = Some(File::open(self.final_path())?);
+                }
+                self.end
+            }
+            Some(p) => {
+                self.check(&p)?;
+                if self.file.is_none() {
+                    let path = match (&p.state, &p.partial) {
+                        (State::Done, _) => Some(self.final_path()),
+                        (State::Running, Some(partial)) => Some(partial.clone()),
+                        _ => None,
+                    };
+                    // The partial may have just been renamed into place: try the final name too.
+                    self.file = path.and_then(|path| {
+                        File::open(&path)
+                            .or_else(|_| File::open(self.final_path()))
+                            .ok()
+                    });
+                }
+                if self.file.is_none() {
+                    self.stale = true;
+                    return Ok(0);
+                }
+                match p.state {
+                    State::Done => self.end,
+                    _ => p.written.min(self.end),
+                }
+            }
+        };
+        if until <= self.pos {
+            self.stale = self.progress.is_some();
+            return Ok(0);
+        }
         let n = ((until - self.pos) as usize).min(buf.len());
-        let file = self.file.as_ref().expect("readable_until opened the file");
+        let file = self.file.as_ref().expect("opened above");
         file.read_exact_at(&mut buf[..n], self.pos)?;
         self.pos += n as u64;
         Ok(n)
@@ -159,10 +176,13 @@ pub struct BlockingReader {
 
 impl io::Read for BlockingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.cursor.pos >= self.cursor.end || buf.is_empty() {
-            return Ok(0);
+        while !self.cursor.done() && !buf.is_empty() {
+            self.cursor.wait_readable_blocking(&self.rt)?;
+            let n = self.cursor.read_blocking(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
         }
-        let until = self.cursor.readable_until_blocking(&self.rt)?;
-        self.cursor.read_into(buf, until)
+        Ok(0)
     }
 }

@@ -191,15 +191,16 @@ impl Node {
 
     /// What a child needs to judge this node as a source; `asked_attempt` is the attempt id
     /// the child's stream carried.
-    pub fn status(&self, digest: &Digest, asked_attempt: Option<u64>) -> BlobStatus {
-        let mut status = self.status_now(digest);
+    pub async fn status(&self, digest: &Digest, asked_attempt: Option<u64>) -> BlobStatus {
+        let mut status = self.status_now(digest).await;
         status.discarded =
             asked_attempt.is_some_and(|a| self.discarded.lock().unwrap().contains(&a));
         status
     }
 
-    fn status_now(&self, digest: &Digest) -> BlobStatus {
-        if let Some(size) = self.store.blob_size(digest) {
+    async fn status_now(&self, digest: &Digest) -> BlobStatus {
+        let d = digest.clone();
+        if let Some(size) = self.store.run(move |s| s.blob_size(&d)).await {
             return BlobStatus {
                 complete: true,
                 running: false,
@@ -232,28 +233,20 @@ impl Node {
 
     /// The blob if complete; else the download in flight, started now (one per digest) when
     /// `start` is set.
-    pub fn availability(
+    pub async fn availability(
         self: &Arc<Self>,
         blob: &BlobRef,
         hops: u32,
         start: bool,
     ) -> Option<Availability> {
-        if let Some(size) = self.store.blob_size(&blob.digest) {
-            return Some(Availability::Complete {
-                path: self.store.blob_path(&blob.digest),
-                size,
-            });
+        if let Some(available) = self.complete(&blob.digest).await {
+            return Some(available);
         }
+        // No lock is held across the check above: a download that finishes in between is
+        // caught by `download`, which first looks in the store again.
         let mut transfers = self.transfers.lock().unwrap();
         if let Some(t) = transfers.get(&blob.digest) {
             return Some(Availability::InFlight(t.clone()));
-        }
-        // A download may have finished between the check above and the lock.
-        if let Some(size) = self.store.blob_size(&blob.digest) {
-            return Some(Availability::Complete {
-                path: self.store.blob_path(&blob.digest),
-                size,
-            });
         }
         if !start {
             return None;
@@ -295,9 +288,19 @@ impl Node {
         Some(Availability::InFlight(transfer))
     }
 
+    /// The blob as a complete store entry, if it is one (marking it used).
+    pub async fn complete(&self, digest: &Digest) -> Option<Availability> {
+        let d = digest.clone();
+        let size = self.store.run(move |s| s.blob_size(&d)).await?;
+        Some(Availability::Complete {
+            path: self.store.blob_path(digest),
+            size,
+        })
+    }
+
     /// Downloads a blob (or joins the download in flight) and waits until it is in the store.
     pub async fn fetch_blob(self: &Arc<Self>, blob: &BlobRef) -> Result<PathBuf, Arc<str>> {
-        match self.availability(blob, 0, true) {
+        match self.availability(blob, 0, true).await {
             Some(Availability::Complete { path, .. }) => Ok(path),
             Some(Availability::InFlight(t)) => {
                 let mut rx = t.subscribe();
@@ -309,7 +312,7 @@ impl Node {
                         State::Running => {}
                     }
                     if rx.changed().await.is_err() {
-                        return match self.store.blob_size(&blob.digest) {
+                        return match self.complete(&blob.digest).await {
                             Some(_) => Ok(self.store.blob_path(&blob.digest)),
                             None => Err("the download ended without a result".into()),
                         };
@@ -359,8 +362,13 @@ impl Node {
         let mut last = String::from("no source was tried");
         let (mut mismatches, mut restarts) = (0, 0);
         let mut attempt = transfer.progress.borrow().attempt;
+        // It may have been completed since the caller looked (no lock is held across that look).
+        if self.complete(&blob.digest).await.is_some() {
+            return Ok(self.store.blob_path(&blob.digest));
+        }
         loop {
-            let mut partial = self.store.begin(&blob.digest, blob.size)?;
+            let (digest, size) = (blob.digest.clone(), blob.size);
+            let mut partial = self.store.run(move |s| s.begin(&digest, size)).await?;
             transfer.progress.send_modify(|p| {
                 p.attempt = attempt;
                 p.partial = Some(partial.path().to_path_buf());
@@ -393,10 +401,7 @@ impl Node {
                     })
                 }
             }
-            let store = self.store.clone();
-            let committed = tokio::task::spawn_blocking(move || store.commit(partial))
-                .await
-                .expect("commit does not panic");
+            let committed = self.store.run(move |s| s.commit(partial)).await;
             match committed {
                 Ok(path) => {
                     self.completed_by
@@ -723,8 +728,8 @@ impl Node {
             } else {
                 chunk
             };
-            partial.append(&chunk)?;
             counter.fetch_add(chunk.len() as u64, Relaxed);
+            partial.append_async(chunk).await?;
             let written = partial.written();
             transfer.progress.send_modify(|p| p.written = written);
         }

@@ -64,7 +64,12 @@ async fn ready(AxState(s): AxState<ServeState>) -> Response {
     // Ready means the store can take new files: a full or read-only disk makes the node
     // useless as a parent, so peers (via EndpointSlice readiness) route around it.
     let probe = s.node().store.root().join("tmp").join(".ready-probe");
-    match std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
+    let written = s
+        .node()
+        .store
+        .run(move |_| std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)))
+        .await;
+    match written {
         Ok(()) => "ready\n".into_response(),
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -99,7 +104,7 @@ async fn status(
     Query(q): Query<StatusQuery>,
 ) -> Response {
     match parse_digest(&d) {
-        Ok(digest) => Json(s.node().status(&digest, q.attempt)).into_response(),
+        Ok(digest) => Json(s.node().status(&digest, q.attempt).await).into_response(),
         Err(r) => *r,
     }
 }
@@ -189,14 +194,8 @@ async fn blob(
         );
     }
     let availability = match &blob {
-        Some(b) => node.availability(b, hops, !complete_only),
-        None => node
-            .store
-            .blob_size(&digest)
-            .map(|size| Availability::Complete {
-                path: node.store.blob_path(&digest),
-                size,
-            }),
+        Some(b) => node.availability(b, hops, !complete_only).await,
+        None => node.complete(&digest).await,
     };
     let availability = match availability {
         Some(Availability::InFlight(_)) if complete_only => None,
@@ -233,7 +232,9 @@ async fn blob(
     };
     let (start, end) = range.unwrap_or((0, size));
     let follow = match availability {
-        Availability::Complete { path, .. } => Follow::complete(&node, path, start, end),
+        Availability::Complete { path, .. } => open_complete(&node, path)
+            .await
+            .map(|(file, guard, _)| Follow::over_file(&node, file, guard, start, end)),
         Availability::InFlight(t) => {
             Ok(Follow::in_flight(&node, &digest, t.subscribe(), start, end))
         }
@@ -244,7 +245,7 @@ async fn blob(
     };
     follow.corrupt = s.corrupt_uploads;
     follow.slot = Some(slot);
-    let attempt = follow.cursor.attempt();
+    let attempt = follow.cursor.as_ref().and_then(Cursor::attempt);
     let mut response = ranged(range, size, follow.into_body());
     if let Some(attempt) = attempt {
         response
@@ -264,7 +265,7 @@ async fn archive(
             Ok(digest) => digest,
             Err(r) => return *r,
         };
-        return match s.node().store.published(&digest) {
+        return match s.node().store.run(move |st| st.published(&digest)).await {
             Some(record) => Json(ArchiveAnswer {
                 file_name: published_file_name(&record.pinned),
                 size: record.archive.size,
@@ -317,7 +318,8 @@ async fn archive_file(
         Err(r) => return *r,
     };
     let node = s.node();
-    if node.store.published(&pinned).is_none() {
+    let p = pinned.clone();
+    if node.store.run(move |st| st.published(&p)).await.is_none() {
         return error(
             StatusCode::NOT_FOUND,
             format!(
@@ -327,8 +329,8 @@ async fn archive_file(
         );
     }
     let path = node.store.published_path(&pinned);
-    let size = match std::fs::metadata(&path) {
-        Ok(m) => m.len(),
+    let (file, guard, size) = match open_complete(node, path).await {
+        Ok(opened) => opened,
         Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),
     };
     let range = match parse_range(&headers, size) {
@@ -336,33 +338,48 @@ async fn archive_file(
         Err(r) => return *r,
     };
     let (start, end) = range.unwrap_or((0, size));
-    match Follow::complete(node, path, start, end) {
-        Ok(f) => ranged(range, size, f.into_body()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    ranged(
+        range,
+        size,
+        Follow::over_file(node, file, guard, start, end).into_body(),
+    )
+}
+
+/// Opens a complete store file on the blocking pool, kept from eviction while the guard lives;
+/// with its size.
+async fn open_complete(node: &Arc<Node>, path: PathBuf) -> std::io::Result<(File, ReadGuard, u64)> {
+    let guard = node.store.guard(&path);
+    let (file, size) = node
+        .store
+        .run(move |_| {
+            let file = File::open(&path)?;
+            let size = file.metadata()?.len();
+            Ok::<_, std::io::Error>((file, size))
+        })
+        .await?;
+    Ok((file, guard, size))
 }
 
 /// A response body over a cursor: a complete file, or a download still in progress (children
 /// get bytes while the parent still downloads).
 struct Follow {
     node: Arc<Node>,
-    cursor: Cursor,
+    /// None only while a read runs on the blocking pool.
+    cursor: Option<Cursor>,
     corrupt: bool,
     slot: Option<UploadSlot>,
     _guard: Option<ReadGuard>,
 }
 
 impl Follow {
-    fn complete(node: &Arc<Node>, path: PathBuf, start: u64, end: u64) -> std::io::Result<Self> {
-        let guard = node.store.guard(&path);
-        let file = File::open(&path)?;
-        Ok(Self {
+    fn over_file(node: &Arc<Node>, file: File, guard: ReadGuard, start: u64, end: u64) -> Self {
+        Self {
             node: node.clone(),
-            cursor: Cursor::over_file(&node.store, file, start, end),
+            cursor: Some(Cursor::over_file(&node.store, file, start, end)),
             corrupt: false,
             slot: None,
             _guard: Some(guard),
-        })
+        }
     }
 
     fn in_flight(
@@ -374,7 +391,13 @@ impl Follow {
     ) -> Self {
         Self {
             node: node.clone(),
-            cursor: Cursor::over_transfer(&node.store, digest, progress, start, end),
+            cursor: Some(Cursor::over_transfer(
+                &node.store,
+                digest,
+                progress,
+                start,
+                end,
+            )),
             corrupt: false,
             slot: None,
             _guard: None,
@@ -402,13 +425,40 @@ impl Follow {
         Body::from_stream(stream)
     }
 
+    /// The next bytes: waits on the download's progress here, reads on the blocking pool.
     async fn next_chunk(&mut self) -> std::io::Result<Option<Bytes>> {
-        if self.cursor.pos >= self.cursor.end {
-            return Ok(None);
-        }
-        let until = self.cursor.readable_until().await?;
-        let mut buf = vec![0u8; ((until - self.cursor.pos) as usize).min(CHUNK)];
-        let len = self.cursor.read_into(&mut buf, until)?;
+        let mut buf = loop {
+            let mut cursor = self.cursor.take().ok_or_else(|| {
+                std::io::Error::other("an earlier read of this transfer was interrupted")
+            })?;
+            if cursor.done() {
+                self.cursor = Some(cursor);
+                return Ok(None);
+            }
+            if let Err(e) = cursor.wait_readable().await {
+                self.cursor = Some(cursor);
+                return Err(e);
+            }
+            let (cursor, read) = match tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; ((cursor.end - cursor.pos) as usize).min(CHUNK)];
+                let read = cursor.read_blocking(&mut buf).map(|n| {
+                    buf.truncate(n);
+                    buf
+                });
+                (cursor, read)
+            })
+            .await
+            {
+                Ok(done) => done,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            };
+            self.cursor = Some(cursor);
+            let buf = read?;
+            if !buf.is_empty() {
+                break buf;
+            }
+        };
+        let len = buf.len();
         if self.corrupt {
             buf[0] ^= 0x01;
         }

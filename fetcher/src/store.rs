@@ -1,6 +1,10 @@
 //! The node store: content-addressed blobs, unpacked archives and the `published/` directory
 //! pods mount. It must never make a file visible under its final name before its sha256 matched.
 //!
+//! Its methods block (files, fsync, the `/proc` scan): async code calls them through
+//! [`Store::run`] (the blocking pool) and writes downloads with [`Partial::append_async`]; no lock
+//! is held across file I/O.
+//!
 //! Layout under the store root:
 //! - `tmp/`: partial downloads and unpacks; emptied at start.
 //! - `blobs/sha256/<hex>`: verified blobs (manifests, configs, layers), named by their digest.
@@ -10,6 +14,7 @@
 
 use crate::digest::Digest;
 use crate::metrics::{ErrorKind, Metrics};
+use bytes::Bytes;
 use classcache_core::artifact::{ArchiveFile, ArtifactError};
 use classcache_core::digest::Sha256Counter;
 use classcache_core::media_types::ARCHIVE_LAYER;
@@ -110,9 +115,16 @@ pub struct Store {
 pub struct Partial {
     digest: Digest,
     path: PathBuf,
+    /// None only while a write runs on the blocking pool (or after one was cancelled).
+    open: Option<OpenPartial>,
+    written: u64,
+    committed: bool,
+}
+
+/// The file and the hash of what was written to it, moved to the blocking pool for each write.
+struct OpenPartial {
     file: File,
     hasher: Sha256Counter,
-    committed: bool,
 }
 
 /// Keeps an entry from eviction while it is being read.
@@ -172,12 +184,25 @@ impl Store {
         Ok(Arc::new(store))
     }
 
+    /// Runs `f` on the runtime's blocking pool: how async code calls the store's blocking methods.
+    pub async fn run<T, F>(self: &Arc<Self>, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> T + Send + 'static,
+    {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(value) => value,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
     fn recover(&self) -> Result<(), StoreError> {
         let tmp = self.root.join("tmp");
         for path in list_dir(&tmp)? {
             let _ = fs::remove_file(&path).or_else(|_| fs::remove_dir_all(&path));
         }
-        let mut entries = self.entries.lock().unwrap();
+        let mut entries = Vec::new();
         for (dir, valid) in [
             (self.root.join("blobs/sha256"), None),
             (self.root.join("archives"), Some("sha256-")),
@@ -195,16 +220,16 @@ impl Store {
                     continue;
                 }
                 let last_used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                entries.insert(
+                entries.push((
                     path,
                     Entry {
                         size: meta.len(),
                         last_used,
                     },
-                );
+                ));
             }
         }
-        drop(entries);
+        self.entries.lock().unwrap().extend(entries);
         for path in list_dir(&self.root.join(PUBLISHED_SUBDIR))? {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             let record = self.read_record(&name);
@@ -320,15 +345,18 @@ impl Store {
         Ok(Partial {
             digest: digest.clone(),
             path,
-            file,
-            hasher: Sha256Counter::new(),
+            open: Some(OpenPartial {
+                file,
+                hasher: Sha256Counter::new(),
+            }),
+            written: 0,
             committed: false,
         })
     }
 
     /// Verifies a partial download and moves it to its digest name: temp, fsync, rename, fsync.
     pub fn commit(&self, mut partial: Partial) -> Result<PathBuf, StoreError> {
-        let actual = partial.hasher.clone().finish_hex();
+        let actual = partial.open()?.hasher.clone().finish_hex();
         if actual != partial.digest.hex() {
             return Err(StoreError::DigestMismatch {
                 what: format!("blob {}", partial.digest),
@@ -336,10 +364,8 @@ impl Store {
                 actual,
             });
         }
-        partial
-            .file
-            .sync_all()
-            .map_err(|e| StoreError::io(&partial.path, e))?;
+        let synced = partial.open()?.file.sync_all();
+        synced.map_err(|e| StoreError::io(&partial.path, e))?;
         let dest = self.blob_path(&partial.digest);
         fs::rename(&partial.path, &dest).map_err(|e| StoreError::io(&dest, e))?;
         partial.committed = true;
@@ -457,25 +483,35 @@ impl Store {
         Hold(self, path.to_path_buf())
     }
 
+    /// Bytes over the cap if `needed` more were added now.
+    fn excess(&self, needed: u64) -> u64 {
+        let total: u64 = self.entries.lock().unwrap().values().map(|e| e.size).sum();
+        (total + needed).saturating_sub(self.cap_bytes)
+    }
+
     /// Evicts least-recently-used entries until `needed` more bytes fit under the cap.
     /// Entries being read, used within the grace period, or mapped by a process are kept.
+    /// The locks are held only to copy or update the entry list: the `/proc` scan, the stats
+    /// and the removals run outside them; an entry is claimed (taken out of the list) under
+    /// the lock before its file is removed, so two callers never evict the same one.
     fn make_room(&self, needed: u64) -> Result<(), StoreError> {
-        let mut entries = self.entries.lock().unwrap();
-        let total: u64 = entries.values().map(|e| e.size).sum();
-        if total + needed <= self.cap_bytes {
-            return Ok(());
-        }
-        let mut by_age: Vec<(PathBuf, SystemTime, u64)> = entries
-            .iter()
-            .map(|(p, e)| (p.clone(), e.last_used, e.size))
-            .collect();
+        let mut by_age: Vec<(PathBuf, SystemTime, u64)> = {
+            let entries = self.entries.lock().unwrap();
+            let total: u64 = entries.values().map(|e| e.size).sum();
+            if total + needed <= self.cap_bytes {
+                return Ok(());
+            }
+            entries
+                .iter()
+                .map(|(p, e)| (p.clone(), e.last_used, e.size))
+                .collect()
+        };
         by_age.sort_by_key(|(_, t, _)| *t);
         let readers = self.readers.lock().unwrap().clone();
         let now = SystemTime::now();
-        let mut excess = total + needed - self.cap_bytes;
         let mut mapped: Option<Vec<(u64, u64)>> = None;
         for (path, last_used, size) in by_age {
-            if excess == 0 {
+            if self.excess(needed) == 0 {
                 break;
             }
             let recent = now
@@ -486,23 +522,24 @@ impl Store {
                 continue;
             }
             let is_archive = path.parent() == Some(&self.root.join("archives"));
+            if is_archive && is_mapped(&path, mapped.get_or_insert_with(mapped_files)) {
+                continue;
+            }
+            let Some(entry) = self.entries.lock().unwrap().remove(&path) else {
+                continue; // another caller evicted it
+            };
             if is_archive {
-                let mapped = mapped.get_or_insert_with(mapped_files);
-                if is_mapped(&path, mapped) {
-                    continue;
-                }
                 self.unpublish(&path);
             }
             if fs::remove_file(&path).is_ok() {
                 tracing::info!(path = %path.display(), size, "evicted to stay under the store cap");
-                entries.remove(&path);
                 self.metrics.evictions.fetch_add(1, Relaxed);
-                excess = excess.saturating_sub(size);
+            } else {
+                self.entries.lock().unwrap().insert(path, entry);
             }
         }
-        drop(entries);
         self.update_size_gauge();
-        if excess > 0 {
+        if self.excess(needed) > 0 {
             return Err(StoreError::CapReached {
                 cap: self.cap_bytes,
                 needed,
@@ -535,14 +572,53 @@ impl Partial {
     }
 
     pub fn written(&self) -> u64 {
-        self.hasher.len()
+        self.written
     }
 
+    fn open(&mut self) -> Result<&mut OpenPartial, StoreError> {
+        let path = &self.path;
+        self.open.as_mut().ok_or_else(|| StoreError::Io {
+            path: path.clone(),
+            source: io::Error::other("an earlier write to this partial file was interrupted"),
+        })
+    }
+
+    /// Writes and hashes `bytes` (blocking: from the blocking pool or a thread of its own).
     pub fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        self.file
+        let path = self.path.clone();
+        let open = self.open()?;
+        open.file
             .write_all(bytes)
-            .map_err(|e| StoreError::io(&self.path, e))?;
-        self.hasher.update(bytes);
+            .map_err(|e| StoreError::io(&path, e))?;
+        open.hasher.update(bytes);
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// As [`Partial::append`], from async code: the write and the hashing run on the blocking
+    /// pool.
+    pub async fn append_async(&mut self, bytes: Bytes) -> Result<(), StoreError> {
+        let mut open = self.open.take();
+        let path = self.path.clone();
+        let (open, result) = match tokio::task::spawn_blocking(move || {
+            let result = match open.as_mut() {
+                Some(o) => o.file.write_all(&bytes).map(|_| {
+                    o.hasher.update(&bytes);
+                    bytes.len() as u64
+                }),
+                None => Err(io::Error::other(
+                    "an earlier write to this partial file was interrupted",
+                )),
+            };
+            (open, result)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        self.open = open;
+        self.written += result.map_err(|e| StoreError::io(&path, e))?;
         Ok(())
     }
 }
@@ -657,6 +733,30 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         store.put_blob(&digest, b"right").unwrap();
         assert_eq!(store.read_blob(&digest).unwrap(), b"right");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_writes_and_lookups_run_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1 << 30);
+        let data = classcache_core::testing::noise(300_000, 5);
+        let digest = Digest::of(&data);
+        let d = digest.clone();
+        let mut partial = store.run(move |s| s.begin(&d, 300_000)).await.unwrap();
+        for chunk in data.chunks(64 * 1024) {
+            partial
+                .append_async(Bytes::copy_from_slice(chunk))
+                .await
+                .unwrap();
+        }
+        assert_eq!(partial.written(), data.len() as u64);
+        let path = store.run(move |s| s.commit(partial)).await.unwrap();
+        assert_eq!(fs::read(path).unwrap(), data);
+        let d = digest.clone();
+        assert_eq!(
+            store.run(move |s| s.blob_size(&d)).await,
+            Some(data.len() as u64)
+        );
     }
 
     #[test]
