@@ -137,9 +137,9 @@ async fn edit_one(
                 disable_object(&mut obj)?;
             }
         }
-        if obj == before {
+        if obj == before || (settings.is_some() && only_server_defaults(&obj, &before)) {
             report.note(format!("{shown} unchanged"));
-            return Ok(Some(obj));
+            return Ok(Some(before));
         }
         if r.kind == "Pod" {
             bail!(
@@ -178,4 +178,55 @@ async fn edit_one(
         "{shown} kept changing while classcache edited it ({CONFLICT_ATTEMPTS} conflicts); nothing was overwritten: \
          wait for the other writer (a controller or a deploy) to settle, then run the command again"
     )
+}
+
+/// Whether `stored` already holds everything of `edited` and differs only by fields the API
+/// server fills in (an init container's `terminationMessagePath`, a hostPath's `type`…): every
+/// field of `edited` is in `stored` with the same value, and lists have the same length.
+/// Enabling an object a second time must find nothing to do, although the edit, made without
+/// the server's defaults, is not byte-equal to what the server stored.
+fn only_server_defaults(edited: &Value, stored: &Value) -> bool {
+    match (edited, stored) {
+        (Value::Object(e), Value::Object(s)) => e
+            .iter()
+            .all(|(k, v)| s.get(k).is_some_and(|sv| only_server_defaults(v, sv))),
+        (Value::Array(e), Value::Array(s)) => {
+            e.len() == s.len() && e.iter().zip(s).all(|(a, b)| only_server_defaults(a, b))
+        }
+        (e, s) => e == s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_server_defaults;
+    use serde_json::json;
+
+    #[test]
+    fn server_defaults_are_not_a_change() {
+        let edited = json!({"initContainers": [{"name": "classcache-init", "image": "f:1"}],
+            "volumes": [{"name": "classcache", "hostPath": {"path": "/var/lib/classcache"}}]});
+        let stored = json!({"initContainers": [{"name": "classcache-init", "image": "f:1",
+                "terminationMessagePath": "/dev/termination-log", "imagePullPolicy": "IfNotPresent"}],
+            "volumes": [{"name": "classcache", "hostPath": {"path": "/var/lib/classcache", "type": ""}}]});
+        assert!(only_server_defaults(&edited, &stored));
+        assert!(
+            !only_server_defaults(&stored, &edited),
+            "fields to remove are a change"
+        );
+        let other_image = json!({"initContainers": [{"name": "classcache-init", "image": "f:2"}],
+            "volumes": [{"name": "classcache", "hostPath": {"path": "/var/lib/classcache"}}]});
+        assert!(!only_server_defaults(&other_image, &stored));
+        let emptydir = json!({"initContainers": [{"name": "classcache-init", "image": "f:1"}],
+            "volumes": [{"name": "classcache", "emptyDir": {}}]});
+        assert!(
+            !only_server_defaults(&emptydir, &stored),
+            "another delivery mode"
+        );
+        let fewer = json!({"initContainers": [], "volumes": [{"name": "classcache", "hostPath": {"path": "/var/lib/classcache"}}]});
+        assert!(
+            !only_server_defaults(&fewer, &stored),
+            "a removed list entry"
+        );
+    }
 }
