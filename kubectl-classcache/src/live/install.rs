@@ -42,10 +42,29 @@ pub async fn install(objects: &[Value], args: &InstallArgs, report: &mut Report)
     let cluster = Cluster::connect(&args.cluster).await?;
     let dry_run = args.dry_run == DryRun::Server;
     let mut applied = vec![];
+    let mut missing_namespaces: Vec<String> = vec![];
     for obj in objects {
         let r = install_resource(obj)?;
         let ns = namespace_of(obj);
         let name = name_of(obj);
+        // A server dry run stores nothing, so the namespace `install` would create first is not
+        // there for the objects in it: the server can only answer "namespace not found".
+        if let (true, true, Some(ns)) = (dry_run, r.namespaced, ns.as_deref()) {
+            let missing = missing_namespaces.iter().any(|m| m == ns)
+                || cluster.find(&namespaces(), None, ns).await?.is_none();
+            if missing {
+                if !missing_namespaces.iter().any(|m| m == ns) {
+                    missing_namespaces.push(ns.to_string());
+                }
+                report.note(format!(
+                    "{} not checked by the server: namespace/{ns} does not exist yet and a dry run does not create it \
+                     (install creates it first)",
+                    r.label(&name)
+                ));
+                applied.push(obj.clone());
+                continue;
+            }
+        }
         let stored = cluster
             .apply(&r, ns.as_deref(), &name, obj, dry_run)
             .await?;
