@@ -1,53 +1,64 @@
-//! From a pinned reference to a published archive: resolve the manifest (or the index entry for
-//! this node's platform), read the config, pull the layer through the tree, unpack and publish.
+//! From a pinned reference to a published archive: oci's one content walk (the manifest, or
+//! the index entry for this node's platform, and the config) over the node's small objects
+//! (store, else registry, else peers), then the layer through the tree, unpacked and published.
 //! It must not trust any byte it did not check against a digest.
 
 use crate::digest::Digest;
 use crate::follow::{BlockingReader, Cursor};
 use crate::metrics::ErrorKind;
-use crate::pull::{Availability, BlobRef, Node};
+use crate::node::{Availability, BlobRef, Node, PullError};
+use crate::sources::OriginError;
 use crate::store::{PublishedRecord, StoreError};
 use bytes::Bytes;
-use classcache_core::artifact::{
-    parse_archive_config, parse_archive_manifest, pick_platform_archive, ArtifactError, Platform,
-};
-use classcache_core::fetcher::http::{self as api, COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE};
-use classcache_core::media_types;
-use classcache_core::oci::Descriptor;
-use classcache_core::oci::{ImageIndex, MediaTypeProbe};
+use classcache_core::artifact::{check_blob, check_digest, ArtifactError, Platform};
+use classcache_core::oci::{Descriptor, MediaTypeProbe};
 use classcache_core::reference::RegistryRef;
-use classcache_oci::registry::RegistryError;
+use classcache_oci::content::{
+    fetch_archive, BlobStream, ContentRef, ContentSource, RawManifest, MAX_MANIFEST_BYTES,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error("{0:?} is not pinned by digest; pass <registry>/<repo>@sha256:<hex> (kubectl classcache enable writes it so)")]
     NotPinned(String),
-    #[error("{reference}: cannot get {what}: {message}")]
+    #[error("{reference}: cannot get {what}: {source}; and no peer has it")]
     Unavailable {
         reference: String,
-        what: String,
-        message: String,
+        what: &'static str,
+        #[source]
+        source: OriginError,
+    },
+    #[error("{reference}: cannot get {what}: the registry sent bytes that do not match the digest; and no peer has it")]
+    WrongBytes {
+        reference: String,
+        what: &'static str,
     },
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    #[error("{reference}: the layer could not be fetched: {message}")]
-    Layer { reference: String, message: String },
+    #[error("{reference}: the layer could not be fetched: {source}")]
+    Layer {
+        reference: String,
+        #[source]
+        source: Arc<PullError>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}: the node's content walk streams no layers")]
+    NoStreaming(String),
 }
 
 impl ArchiveError {
     pub fn metric_kind(&self) -> ErrorKind {
         match self {
             ArchiveError::Store(e) => e.metric_kind(),
-            ArchiveError::Unavailable { .. } | ArchiveError::Registry(_) => ErrorKind::Registry,
+            ArchiveError::Unavailable { .. } | ArchiveError::WrongBytes { .. } => {
+                ErrorKind::Registry
+            }
             ArchiveError::Layer { .. } => ErrorKind::Exhausted,
             _ => ErrorKind::NotAnArchive,
         }
@@ -136,31 +147,18 @@ impl Archives {
             });
         }
         let repo = reference.repository_only();
-        let top = self.small_object(&repo, &pinned, None).await?;
-        let media_type = MediaTypeProbe::media_type_of(&top);
-        let (manifest_digest, manifest_bytes) =
-            if media_type.as_deref().is_some_and(media_types::is_index) {
-                let index: ImageIndex =
-                    serde_json::from_slice(&top).map_err(|e| ArtifactError::BadJson {
-                        reference: whole.clone(),
-                        what: "index",
-                        error: e.to_string(),
-                    })?;
-                let entry = pick_platform_archive(&whole, &index, &self.platform)?;
-                let child = entry.digest.clone();
-                let bytes = self.small_object(&repo, &child, None).await?;
-                (child, bytes)
-            } else {
-                (pinned.clone(), top)
-            };
-        let manifest_ref = format!("{}/{}@{manifest_digest}", repo.registry, repo.repository);
-        let manifest = parse_archive_manifest(&manifest_bytes, &manifest_ref)?;
-        let config_digest = manifest.config.digest.clone();
-        let config_bytes = self
-            .small_object(&repo, &config_digest, Some(&manifest.config))
-            .await?;
-        let config = parse_archive_config(&config_bytes, &manifest.config, &manifest_ref)?;
-        let layer = &manifest.layers[0];
+        let content = NodeContent {
+            archives: self,
+            repo: &repo,
+        };
+        let fetched = fetch_archive(
+            &content,
+            &ContentRef::Digest(pinned.clone()),
+            Some(&self.platform),
+        )
+        .await?;
+        // The layer's size comes from the verified manifest, never from a caller.
+        let layer = fetched.layer();
         let layer_digest = layer.digest.clone();
         let blob = BlobRef {
             repo: repo.clone(),
@@ -171,16 +169,16 @@ impl Archives {
             pinned: pinned.to_string(),
             layer_digest: layer_digest.to_string(),
             layer_size: layer.size,
-            archive: config.archive.clone(),
-            runtime_options: config.runtime_options.clone(),
+            archive: fetched.config.archive.clone(),
+            runtime_options: fetched.config.runtime_options.clone(),
         };
         let unpacking = self.unpack_while_downloading(&blob, &record).await;
         self.node
             .fetch_blob(&blob)
             .await
-            .map_err(|message| ArchiveError::Layer {
+            .map_err(|source| ArchiveError::Layer {
                 reference: whole.clone(),
-                message: message.to_string(),
+                source,
             })?;
         if let Some(unpacking) = unpacking {
             if let Ok(Err(e)) = unpacking.await {
@@ -200,6 +198,12 @@ impl Archives {
             path,
             hit: false,
         })
+    }
+
+    /// The record of the archive `pinned` names, if published here (read on the blocking pool).
+    async fn published(&self, pinned: &Digest) -> Option<PublishedRecord> {
+        let pinned = pinned.clone();
+        self.node.store.run(move |s| s.published(&pinned)).await
     }
 
     /// Starts unpacking the layer as its bytes arrive, on a thread of its own (it blocks on the
@@ -232,8 +236,8 @@ impl Archives {
         Some(result)
     }
 
-    /// A manifest (`blob` None) or a config blob: from the store, else the registry, else any
-    /// peer that has it (the registry may be down); checked against its digest whatever the source.
+    /// A manifest or a config blob: from the store, else the registry, else any peer that has
+    /// it (the registry may be down); checked against its digest whatever the source, stored.
     async fn small_object(
         &self,
         repo: &RegistryRef,
@@ -255,30 +259,23 @@ impl Archives {
             Some(descriptor) => self.node.origin.blob(repo, descriptor).await,
         };
         let registry_error = match from_registry {
-            Ok(bytes) if Digest::of(&bytes) == *digest => {
-                return self.keep(digest, bytes).await;
-            }
-            Ok(bytes) => format!(
-                "the registry sent {} bytes that do not match the digest",
-                bytes.len()
-            ),
-            Err(e) => e.to_string(),
+            Ok(bytes) if Digest::of(&bytes) == *digest => return self.keep(digest, bytes).await,
+            Ok(_) => None,
+            Err(e) => Some(e),
         };
-        tracing::warn!(%digest, error = %registry_error, "registry failed; asking peers");
+        let reference = format!("{}/{}@{digest}", repo.registry, repo.repository);
+        tracing::warn!(%digest, error = ?registry_error.as_ref().map(ToString::to_string), "registry failed; asking peers");
         if let Some(bytes) = self.small_object_from_peers(digest).await {
             return self.keep(digest, bytes).await;
         }
-        Err(ArchiveError::Unavailable {
-            reference: format!("{}/{}@{digest}", repo.registry, repo.repository),
-            what: what.into(),
-            message: format!("{registry_error}; and no peer has it"),
+        Err(match registry_error {
+            Some(source) => ArchiveError::Unavailable {
+                reference,
+                what,
+                source,
+            },
+            None => ArchiveError::WrongBytes { reference, what },
         })
-    }
-
-    /// The record of the archive `pinned` names, if published here (read on the blocking pool).
-    async fn published(&self, pinned: &Digest) -> Option<PublishedRecord> {
-        let pinned = pinned.clone();
-        self.node.store.run(move |s| s.published(&pinned)).await
     }
 
     /// Stores a verified small object; returns it.
@@ -292,22 +289,78 @@ impl Archives {
         let node = &self.node;
         node.first_peer_answer(
             |_| false,
-            |peer| {
-                let request = node
-                    .http
-                    .get(format!("{}{}", peer.url, api::blob_path(digest)))
-                    .header(COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE)
-                    .timeout(Duration::from_secs(5));
-                async move {
-                    let response = request.send().await.map_err(|_| ())?;
-                    if !response.status().is_success() {
-                        return Err(());
-                    }
-                    let bytes = response.bytes().await.map_err(|_| ())?;
-                    (Digest::of(&bytes) == *digest).then_some(bytes).ok_or(())
-                }
+            |peer| async move {
+                let bytes = node.transport.small_blob(&peer, digest).await?;
+                (Digest::of(&bytes) == *digest).then_some(bytes)
             },
         )
         .await
+    }
+}
+
+/// The node's view of one repository as a [`ContentSource`], for oci's content walk: manifests
+/// and configs from the store, the registry or peers. Layers go through the node's downloads,
+/// not through this source.
+struct NodeContent<'a> {
+    archives: &'a Archives,
+    repo: &'a RegistryRef,
+}
+
+impl ContentSource for NodeContent<'_> {
+    type Error = ArchiveError;
+
+    fn name(&self, reference: &ContentRef) -> String {
+        format!("{}/{}{reference}", self.repo.registry, self.repo.repository)
+    }
+
+    async fn get_manifest(&self, reference: &ContentRef) -> Result<RawManifest, ArchiveError> {
+        let name = self.name(reference);
+        let ContentRef::Digest(digest) = reference else {
+            return Err(ArchiveError::NotPinned(name));
+        };
+        let bytes = self.archives.small_object(self.repo, digest, None).await?;
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ArtifactError::BadJson {
+                reference: name,
+                what: "manifest",
+                error: "larger than 4 MiB".into(),
+            }
+            .into());
+        }
+        check_digest(&name, "manifest", digest, Digest::of(&bytes))?;
+        let media_type =
+            MediaTypeProbe::media_type_of(&bytes).ok_or(ArtifactError::MissingMediaType {
+                reference: name,
+                what: "manifest",
+            })?;
+        Ok(RawManifest {
+            media_type,
+            digest: digest.clone(),
+            bytes,
+        })
+    }
+
+    async fn get_blob(&self, descriptor: &Descriptor) -> Result<Bytes, ArchiveError> {
+        let bytes = self
+            .archives
+            .small_object(self.repo, &descriptor.digest, Some(descriptor))
+            .await?;
+        check_blob(
+            &self.name(&ContentRef::Digest(descriptor.digest.clone())),
+            "blob",
+            descriptor,
+            &bytes,
+        )?;
+        Ok(bytes)
+    }
+
+    async fn stream_blob(
+        &self,
+        descriptor: &Descriptor,
+        _offset: u64,
+    ) -> Result<BlobStream<ArchiveError>, ArchiveError> {
+        Err(ArchiveError::NoStreaming(
+            self.name(&ContentRef::Digest(descriptor.digest.clone())),
+        ))
     }
 }

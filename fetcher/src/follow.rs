@@ -3,7 +3,7 @@
 //! It must fail, never yield bytes, once the attempt it started on was discarded.
 
 use crate::digest::Digest;
-use crate::pull::{Progress, State};
+use crate::node::{Progress, State};
 use crate::store::Store;
 use std::fs::File;
 use std::io;
@@ -102,7 +102,7 @@ impl Cursor {
             if !stale {
                 let p = rx.borrow_and_update().clone();
                 self.check(&p)?;
-                if p.state == State::Done || p.written > self.pos {
+                if matches!(p.state, State::Done) || p.written > self.pos {
                     return Ok(());
                 }
             }

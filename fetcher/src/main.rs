@@ -8,10 +8,11 @@ use classcache_fetcher::archive::Archives;
 use classcache_fetcher::cli::{Cli, Command, ServeArgs};
 use classcache_fetcher::init;
 use classcache_fetcher::metrics::Metrics;
+use classcache_fetcher::node::{Node, PullConfig};
+use classcache_fetcher::peer_client::HttpPeers;
 use classcache_fetcher::peers::{parse_static, PeerSet};
-use classcache_fetcher::pull::{Node, PullConfig};
-use classcache_fetcher::registry::Origin;
 use classcache_fetcher::serve::{router, ServeState};
+use classcache_fetcher::sources::ContentOrigin;
 use classcache_fetcher::store::Store;
 use classcache_oci::registry::{RegistryClient, RegistryOptions};
 use std::sync::Arc;
@@ -84,13 +85,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     })
     .context("setting up the registry client (credentials from $DOCKER_CONFIG/config.json)")?;
-    let origin = Arc::new(Origin::new(registry));
+    let origin = Arc::new(ContentOrigin::new(move |repo: &_| registry.source(repo)));
+    let transport = Arc::new(HttpPeers::new(&args.node_id));
     let config = PullConfig {
         fanout: args.fanout.max(1),
         stall_timeout: args.stall_timeout,
         max_hops: 32,
     };
-    let node = Node::new(config, store, peers, origin, metrics);
+    let node = Node::new(config, store, peers, origin, transport, metrics);
     let platform = args.platform.clone().unwrap_or_else(Platform::current);
     let archives = Archives::new(node, platform);
     let state = ServeState {

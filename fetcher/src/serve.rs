@@ -6,7 +6,7 @@ use crate::archive::Archives;
 use crate::digest::Digest;
 use crate::follow::Cursor;
 use crate::metrics::Metrics;
-use crate::pull::{Availability, BlobRef, Node, Progress};
+use crate::node::{Availability, BlobRef, Node, Progress};
 use crate::store::ReadGuard;
 use axum::body::Body;
 use axum::extract::{Path, Query, State as AxState};

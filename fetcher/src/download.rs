@@ -1,0 +1,361 @@
+//! Filling one download attempt: the planned sources in order (earlier-ranked peers, any peer
+//! with the complete blob, the registry last), each a byte stream resumed with Range from the
+//! current offset, stall detection and re-parenting. Failures are typed [`DownloadError`]s.
+//! It must not commit or publish: it only appends to the attempt's partial file.
+
+use crate::digest::Digest;
+use crate::metrics::{ErrorKind, PeerFailure};
+use crate::node::{BlobRef, Node, Transfer};
+use crate::peers::Peer;
+use crate::ranking;
+use crate::sources::{ByteStream, OriginError, StreamError};
+use crate::store::{Partial, StoreError};
+use classcache_core::media_types::ARCHIVE_LAYER;
+use classcache_core::oci::Descriptor;
+use futures_util::StreamExt;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A stalled parent that has this many more bytes than it sent us is not waiting upstream.
+const STALL_SLACK: u64 = 2 << 20;
+/// Passes over all sources before a download gives up (with a growing pause between).
+const ROUNDS: u32 = 5;
+/// The first round in which a node that has earlier-ranked peers may ask the registry.
+const REGISTRY_ROUND: u32 = 2;
+/// How long a peer gets to answer a status question.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a peer gets to say whether it has a blob complete.
+const COMPLETE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why one source failed; the download moves on to the next one.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error("{url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url}: upload cap reached")]
+    Busy { url: String },
+    #[error("{url}: HTTP {status}, expected {expected}")]
+    Status {
+        url: String,
+        status: http::StatusCode,
+        expected: http::StatusCode,
+    },
+    #[error("the transfer broke at byte {at}: {source}")]
+    Stream {
+        at: u64,
+        #[source]
+        source: StreamError,
+    },
+    #[error("the source ended at byte {at} of {size}")]
+    Ended { at: u64, size: u64 },
+    #[error("no byte for {0:?}")]
+    Stalled(Duration),
+    #[error("no peer has it complete")]
+    NoCompletePeer,
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    #[error(transparent)]
+    WrongBytes(StoreError),
+    #[error("no source was tried")]
+    NothingTried,
+}
+
+impl DownloadError {
+    /// The peer-failure counter this failure counts in.
+    pub fn peer_failure(&self) -> PeerFailure {
+        match self {
+            DownloadError::Connect { .. } | DownloadError::Origin(_) => PeerFailure::Connect,
+            DownloadError::Busy { .. } => PeerFailure::Busy,
+            DownloadError::Stream { .. } | DownloadError::Ended { .. } => PeerFailure::Truncated,
+            DownloadError::Stalled(_) => PeerFailure::Stalled,
+            DownloadError::WrongBytes(_) => PeerFailure::DigestMismatch,
+            DownloadError::Status { .. }
+            | DownloadError::NoCompletePeer
+            | DownloadError::NothingTried => PeerFailure::Status,
+        }
+    }
+}
+
+/// How one step of an attempt ended, when not with the blob complete.
+pub(crate) enum PullStep {
+    Source(DownloadError),
+    Local(StoreError),
+    /// The parent discarded the bytes it sent us (its own digest check failed): start over.
+    UpstreamRestarted,
+}
+
+impl From<StoreError> for PullStep {
+    fn from(e: StoreError) -> Self {
+        PullStep::Local(e)
+    }
+}
+
+impl From<DownloadError> for PullStep {
+    fn from(e: DownloadError) -> Self {
+        PullStep::Source(e)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// A peer ranked earlier: asking it makes it download too, so the tree fills top-down.
+    Upstream(Peer),
+    /// Any peer that already has the complete blob.
+    AnyComplete,
+    Registry,
+}
+
+impl Node {
+    /// The sources for a digest, best first: earlier-ranked peers (parent first), then any peer
+    /// with the complete blob, then the registry.
+    pub(crate) fn plan(&self, digest: &Digest) -> Vec<Source> {
+        let peers = self.peers.snapshot();
+        let ids = peers
+            .iter()
+            .map(|p| p.id.as_str())
+            .chain(std::iter::once(self.self_id()));
+        let ranked = ranking::rank(digest, ids);
+        let me = ranked
+            .iter()
+            .position(|id| *id == self.self_id())
+            .expect("self is ranked");
+        let mut sources: Vec<Source> = ranking::upstream(me, self.config.fanout)
+            .into_iter()
+            .filter_map(|r| peers.iter().find(|p| p.id == ranked[r]))
+            .filter(|p| !self.is_suspect(digest, &p.id))
+            .map(|p| Source::Upstream(p.clone()))
+            .collect();
+        sources.push(Source::AnyComplete);
+        sources.push(Source::Registry);
+        sources
+    }
+
+    /// Fills the partial from the planned sources, in order, for a few rounds.
+    pub(crate) async fn fill(
+        self: &Arc<Self>,
+        blob: &BlobRef,
+        partial: &mut Partial,
+        transfer: &Transfer,
+        hops: u32,
+        contributors: &mut Vec<String>,
+        last: &mut DownloadError,
+    ) -> Result<(), PullStep> {
+        let sources = self.plan(&blob.digest);
+        let has_upstream = sources.iter().any(|s| matches!(s, Source::Upstream(_)));
+        for round in 0..ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(300 * u64::from(round))).await;
+            }
+            for source in &sources {
+                if partial.written() >= blob.size {
+                    return Ok(());
+                }
+                // The registry is the last resort: a node with earlier-ranked peers first gives
+                // them a few rounds (a loaded parent may just be slow to answer), and while one
+                // of them is alive and getting the blob, a hiccup of ours must not become a
+                // second registry pull. The final round goes to the registry whatever.
+                if matches!(source, Source::Registry)
+                    && round + 1 < ROUNDS
+                    && has_upstream
+                    && (round < REGISTRY_ROUND
+                        || self.an_upstream_is_getting_it(&sources, &blob.digest).await)
+                {
+                    tracing::info!(digest = %blob.digest, round, "an earlier-ranked peer is still getting it; retrying the peers, not the registry");
+                    continue;
+                }
+                let result = self
+                    .pull_from(source, blob, partial, transfer, hops, contributors)
+                    .await;
+                match result {
+                    Ok(()) => {}
+                    Err(PullStep::Source(e)) => {
+                        match source {
+                            Source::Upstream(p) => {
+                                self.metrics.peer_failure(e.peer_failure());
+                                tracing::warn!(digest = %blob.digest, peer = %p.id, offset = partial.written(), error = %e, "peer transfer failed; trying the next source");
+                            }
+                            // The normal case for the root: nobody has it yet.
+                            Source::AnyComplete => {
+                                tracing::debug!(digest = %blob.digest, error = %e, "no peer has the complete blob")
+                            }
+                            Source::Registry => {
+                                tracing::warn!(digest = %blob.digest, offset = partial.written(), error = %e, "registry transfer failed")
+                            }
+                        }
+                        *last = e;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        if partial.written() >= blob.size {
+            Ok(())
+        } else {
+            Err(PullStep::Source(std::mem::replace(
+                last,
+                DownloadError::NothingTried,
+            )))
+        }
+    }
+
+    /// Appends what `source` sends from the partial's current length on, noting in
+    /// `contributors` the peers that sent bytes (they are to blame for a digest mismatch).
+    async fn pull_from(
+        self: &Arc<Self>,
+        source: &Source,
+        blob: &BlobRef,
+        partial: &mut Partial,
+        transfer: &Transfer,
+        hops: u32,
+        contributors: &mut Vec<String>,
+    ) -> Result<(), PullStep> {
+        let offset = partial.written();
+        let (peer, stream, attempt) = match source {
+            Source::Upstream(peer) => {
+                let s = self.transport.blob(peer, blob, offset, hops, false).await?;
+                (Some(peer.clone()), s.stream, s.attempt)
+            }
+            Source::AnyComplete => {
+                let Some(peer) = self.find_complete(&blob.digest).await else {
+                    return Err(DownloadError::NoCompletePeer.into());
+                };
+                let s = self.transport.blob(&peer, blob, offset, hops, true).await?;
+                (Some(peer), s.stream, s.attempt)
+            }
+            Source::Registry => {
+                let descriptor = Descriptor::new(ARCHIVE_LAYER, blob.digest.clone(), blob.size);
+                let stream = self
+                    .origin
+                    .blob_from(&blob.repo, &descriptor, offset)
+                    .await
+                    .map_err(|e| {
+                        self.metrics.error(ErrorKind::Registry);
+                        DownloadError::from(e)
+                    })?;
+                tracing::info!(digest = %blob.digest, offset, "pulling from the registry");
+                (None, stream, None)
+            }
+        };
+        let result = self
+            .copy(stream, peer.as_ref(), blob, partial, transfer)
+            .await;
+        if let Some(peer) = &peer {
+            if partial.written() > offset && !contributors.contains(&peer.id) {
+                contributors.push(peer.id.clone());
+            }
+        }
+        if let (Err(_), Some(peer), Some(attempt)) = (&result, &peer, attempt) {
+            let status = self
+                .transport
+                .status(peer, &blob.digest, Some(attempt), STATUS_TIMEOUT)
+                .await;
+            if partial.written() > 0 && status.is_some_and(|s| s.discarded) {
+                return Err(PullStep::UpstreamRestarted);
+            }
+        }
+        result
+    }
+
+    /// Whether any upstream source answers that it has or is downloading the blob.
+    async fn an_upstream_is_getting_it(&self, sources: &[Source], digest: &Digest) -> bool {
+        let asks: Vec<_> = sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Upstream(p) => Some(Box::pin(async move {
+                    match self.transport.status(p, digest, None, STATUS_TIMEOUT).await {
+                        Some(st) if st.running || st.complete => Ok(()),
+                        _ => Err(()),
+                    }
+                })),
+                _ => None,
+            })
+            .collect();
+        !asks.is_empty() && futures_util::future::select_ok(asks).await.is_ok()
+    }
+
+    /// A peer that has the complete blob, asking all of them at once.
+    async fn find_complete(&self, digest: &Digest) -> Option<Peer> {
+        self.first_peer_answer(
+            |p| self.is_suspect(digest, &p.id),
+            |peer| async move {
+                let status = self
+                    .transport
+                    .status(&peer, digest, None, COMPLETE_TIMEOUT)
+                    .await?;
+                status.complete.then_some(peer)
+            },
+        )
+        .await
+    }
+
+    /// Copies a source's bytes into the partial, publishing progress to readers, until the
+    /// blob is complete, the source ends, or it stalls.
+    async fn copy(
+        &self,
+        mut stream: ByteStream,
+        peer: Option<&Peer>,
+        blob: &BlobRef,
+        partial: &mut Partial,
+        transfer: &Transfer,
+    ) -> Result<(), PullStep> {
+        let counter = match peer {
+            Some(_) => &self.metrics.bytes_from_peers,
+            None => &self.metrics.bytes_from_registry,
+        };
+        while partial.written() < blob.size {
+            let next = tokio::time::timeout(self.config.stall_timeout, stream.next()).await;
+            let chunk = match next {
+                Ok(Some(Ok(chunk))) => chunk,
+                Ok(Some(Err(source))) => {
+                    return Err(DownloadError::Stream {
+                        at: partial.written(),
+                        source,
+                    }
+                    .into())
+                }
+                Ok(None) => {
+                    return Err(DownloadError::Ended {
+                        at: partial.written(),
+                        size: blob.size,
+                    }
+                    .into())
+                }
+                Err(_) => {
+                    if let Some(peer) = peer {
+                        if self.waiting_upstream(peer, blob, partial.written()).await {
+                            continue;
+                        }
+                    }
+                    return Err(DownloadError::Stalled(self.config.stall_timeout).into());
+                }
+            };
+            // A source never gets to write past the blob's size.
+            let room = (blob.size - partial.written()) as usize;
+            let chunk = if chunk.len() > room {
+                chunk.slice(..room)
+            } else {
+                chunk
+            };
+            counter.fetch_add(chunk.len() as u64, Relaxed);
+            partial.append_async(chunk).await?;
+            let written = partial.written();
+            transfer.progress.send_modify(|p| p.written = written);
+        }
+        Ok(())
+    }
+
+    /// True when a silent parent is alive and itself waiting for bytes from upstream: then its
+    /// own stall handling re-parents it, and its children keep waiting instead of stampeding.
+    async fn waiting_upstream(&self, peer: &Peer, blob: &BlobRef, have: u64) -> bool {
+        let status = self
+            .transport
+            .status(peer, &blob.digest, None, STATUS_TIMEOUT)
+            .await;
+        matches!(status, Some(s) if s.running && s.written <= have + STALL_SLACK)
+    }
+}

@@ -1,0 +1,393 @@
+//! The node's downloads, one per digest (single flight): who is downloading what, their
+//! progress for followers, attempts and restarts after a digest mismatch, commit to the store.
+//! It must not publish anything: a blob reaches the store only through `Store::commit`.
+
+use crate::digest::Digest;
+use crate::download::{DownloadError, PullStep};
+use crate::metrics::{ErrorKind, Metrics, PeerFailure};
+use crate::peers::{Peer, PeerSet};
+use crate::sources::{Origin, PeerTransport};
+use crate::store::{Store, StoreError};
+use classcache_core::fetcher::http::BlobStatus;
+use classcache_core::reference::RegistryRef;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a peer marked bad for a digest (wrong bytes) is skipped for that digest.
+const SUSPECT_FOR: Duration = Duration::from_secs(600);
+/// Full restarts after a digest mismatch.
+const MISMATCH_RESTARTS: u32 = 3;
+/// Full restarts because a parent discarded the bytes it had sent.
+const UPSTREAM_RESTARTS: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct PullConfig {
+    /// Children per node in the distribution tree (1 = a chain).
+    pub fanout: usize,
+    /// No byte for this long from a source: ask whether it is alive, else move on.
+    pub stall_timeout: Duration,
+    pub max_hops: u32,
+}
+
+/// A blob and where the registry has it; `size` comes from a verified manifest.
+#[derive(Debug, Clone)]
+pub struct BlobRef {
+    pub repo: RegistryRef,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum State {
+    Running,
+    Done,
+    Failed(Arc<PullError>),
+}
+
+/// What readers of an in-flight download follow: bytes of the current attempt's partial file.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Node-wide unique id of the current attempt; it changes when a download restarts after
+    /// a digest mismatch, and readers of an older attempt must abort: their bytes were wrong.
+    pub attempt: u64,
+    pub partial: Option<PathBuf>,
+    pub written: u64,
+    pub state: State,
+}
+
+pub struct Transfer {
+    pub digest: Digest,
+    pub size: u64,
+    pub(crate) progress: watch::Sender<Progress>,
+}
+
+impl Transfer {
+    pub fn subscribe(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+}
+
+pub enum Availability {
+    Complete { path: PathBuf, size: u64 },
+    InFlight(Arc<Transfer>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("blob {digest}: every source failed (parents, peers, registry); last error: {last}")]
+    Exhausted {
+        digest: Digest,
+        #[source]
+        last: DownloadError,
+    },
+    #[error("the download ended without a result")]
+    Vanished,
+}
+
+impl PullError {
+    pub fn metric_kind(&self) -> ErrorKind {
+        match self {
+            PullError::Store(s) => s.metric_kind(),
+            PullError::Exhausted { .. } | PullError::Vanished => ErrorKind::Exhausted,
+        }
+    }
+}
+
+pub struct Node {
+    pub config: PullConfig,
+    pub store: Arc<Store>,
+    pub peers: Arc<PeerSet>,
+    pub origin: Arc<dyn Origin>,
+    pub transport: Arc<dyn PeerTransport>,
+    pub metrics: Arc<Metrics>,
+    transfers: Mutex<HashMap<Digest, Arc<Transfer>>>,
+    suspects: Mutex<HashMap<(Digest, String), Instant>>,
+    pub(crate) next_attempt: AtomicU64,
+    /// The attempt that completed each blob this process downloaded.
+    completed_by: Mutex<HashMap<Digest, u64>>,
+    /// Attempts whose bytes failed the digest check (children that got them must start over).
+    discarded: Mutex<HashSet<u64>>,
+}
+
+impl Node {
+    pub fn new(
+        config: PullConfig,
+        store: Arc<Store>,
+        peers: Arc<PeerSet>,
+        origin: Arc<dyn Origin>,
+        transport: Arc<dyn PeerTransport>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            store,
+            peers,
+            origin,
+            transport,
+            metrics,
+            transfers: Mutex::new(HashMap::new()),
+            suspects: Mutex::new(HashMap::new()),
+            // Unique across restarts of the process too, so a child never confuses two runs.
+            next_attempt: AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as u64)
+                    .unwrap_or(1),
+            ),
+            completed_by: Mutex::new(HashMap::new()),
+            discarded: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub fn self_id(&self) -> &str {
+        self.peers.self_id()
+    }
+
+    /// What a child needs to judge this node as a source; `asked_attempt` is the attempt id
+    /// the child's stream carried.
+    pub async fn status(&self, digest: &Digest, asked_attempt: Option<u64>) -> BlobStatus {
+        let mut status = self.status_now(digest).await;
+        status.discarded =
+            asked_attempt.is_some_and(|a| self.discarded.lock().unwrap().contains(&a));
+        status
+    }
+
+    async fn status_now(&self, digest: &Digest) -> BlobStatus {
+        if let Some(Availability::Complete { size, .. }) = self.complete(digest).await {
+            return BlobStatus {
+                complete: true,
+                running: false,
+                written: size,
+                attempt: self.completed_by.lock().unwrap().get(digest).copied(),
+                discarded: false,
+            };
+        }
+        let transfer = self.transfers.lock().unwrap().get(digest).cloned();
+        match transfer {
+            Some(t) => {
+                let p = t.progress.borrow();
+                BlobStatus {
+                    complete: false,
+                    running: matches!(p.state, State::Running),
+                    written: p.written,
+                    attempt: Some(p.attempt),
+                    discarded: false,
+                }
+            }
+            None => BlobStatus::default(),
+        }
+    }
+
+    /// The blob as a complete store entry, if it is one (marking it used).
+    pub async fn complete(&self, digest: &Digest) -> Option<Availability> {
+        let d = digest.clone();
+        let size = self.store.run(move |s| s.blob_size(&d)).await?;
+        Some(Availability::Complete {
+            path: self.store.blob_path(digest),
+            size,
+        })
+    }
+
+    /// The blob if complete; else the download in flight, started now (one per digest) when
+    /// `start` is set.
+    pub async fn availability(
+        self: &Arc<Self>,
+        blob: &BlobRef,
+        hops: u32,
+        start: bool,
+    ) -> Option<Availability> {
+        if let Some(available) = self.complete(&blob.digest).await {
+            return Some(available);
+        }
+        // No lock is held across the check above: a download that finishes in between is
+        // caught by `download`, which first looks in the store again.
+        let mut transfers = self.transfers.lock().unwrap();
+        if let Some(t) = transfers.get(&blob.digest) {
+            return Some(Availability::InFlight(t.clone()));
+        }
+        if !start {
+            return None;
+        }
+        let (progress, _) = watch::channel(Progress {
+            attempt: self.next_attempt.fetch_add(1, Relaxed),
+            partial: None,
+            written: 0,
+            state: State::Running,
+        });
+        let transfer = Arc::new(Transfer {
+            digest: blob.digest.clone(),
+            size: blob.size,
+            progress,
+        });
+        transfers.insert(blob.digest.clone(), transfer.clone());
+        drop(transfers);
+        let node = self.clone();
+        let blob = blob.clone();
+        let t = transfer.clone();
+        tokio::spawn(async move {
+            let result = node.download(&blob, &t, hops).await;
+            let state = match result {
+                Ok(_) => State::Done,
+                Err(e) => {
+                    tracing::error!(digest = %blob.digest, error = %e, "download failed");
+                    node.metrics.error(e.metric_kind());
+                    State::Failed(Arc::new(e))
+                }
+            };
+            // Out of the map first: a Done reader re-checks the store, a new request starts over.
+            node.transfers.lock().unwrap().remove(&blob.digest);
+            t.progress.send_modify(|p| p.state = state);
+        });
+        Some(Availability::InFlight(transfer))
+    }
+
+    /// Downloads a blob (or joins the download in flight) and waits until it is in the store.
+    pub async fn fetch_blob(self: &Arc<Self>, blob: &BlobRef) -> Result<PathBuf, Arc<PullError>> {
+        match self.availability(blob, 0, true).await {
+            Some(Availability::Complete { path, .. }) => Ok(path),
+            Some(Availability::InFlight(t)) => {
+                let mut rx = t.subscribe();
+                loop {
+                    let state = rx.borrow_and_update().state.clone();
+                    match state {
+                        State::Done => return Ok(self.store.blob_path(&blob.digest)),
+                        State::Failed(e) => return Err(e),
+                        State::Running => {}
+                    }
+                    if rx.changed().await.is_err() {
+                        return match self.complete(&blob.digest).await {
+                            Some(_) => Ok(self.store.blob_path(&blob.digest)),
+                            None => Err(Arc::new(PullError::Vanished)),
+                        };
+                    }
+                }
+            }
+            None => unreachable!("availability with start=true always answers"),
+        }
+    }
+
+    pub(crate) fn is_suspect(&self, digest: &Digest, peer_id: &str) -> bool {
+        let mut suspects = self.suspects.lock().unwrap();
+        suspects.retain(|_, since| since.elapsed() < SUSPECT_FOR);
+        suspects.contains_key(&(digest.clone(), peer_id.to_string()))
+    }
+
+    /// One download of `blob`: attempts from the planned sources until the bytes match the
+    /// digest, then the commit.
+    async fn download(
+        self: &Arc<Self>,
+        blob: &BlobRef,
+        transfer: &Transfer,
+        hops: u32,
+    ) -> Result<PathBuf, PullError> {
+        let mut last = DownloadError::NothingTried;
+        let (mut mismatches, mut restarts) = (0, 0);
+        let mut attempt = transfer.progress.borrow().attempt;
+        // It may have been completed since the caller looked (no lock is held across that look).
+        if self.complete(&blob.digest).await.is_some() {
+            return Ok(self.store.blob_path(&blob.digest));
+        }
+        loop {
+            let (digest, size) = (blob.digest.clone(), blob.size);
+            let mut partial = self.store.run(move |s| s.begin(&digest, size)).await?;
+            transfer.progress.send_modify(|p| {
+                p.attempt = attempt;
+                p.partial = Some(partial.path().to_path_buf());
+                p.written = 0;
+            });
+            let mut contributors: Vec<String> = Vec::new();
+            let filled = self
+                .fill(
+                    blob,
+                    &mut partial,
+                    transfer,
+                    hops,
+                    &mut contributors,
+                    &mut last,
+                )
+                .await;
+            match filled {
+                Ok(()) => {}
+                Err(PullStep::Local(e)) => return Err(e.into()),
+                Err(PullStep::UpstreamRestarted) if restarts < UPSTREAM_RESTARTS => {
+                    restarts += 1;
+                    tracing::warn!(digest = %blob.digest, "a parent discarded the bytes it sent; starting over");
+                    attempt = self.next_attempt.fetch_add(1, Relaxed);
+                    continue;
+                }
+                Err(_) => {
+                    return Err(PullError::Exhausted {
+                        digest: blob.digest.clone(),
+                        last,
+                    })
+                }
+            }
+            let committed = self.store.run(move |s| s.commit(partial)).await;
+            match committed {
+                Ok(path) => {
+                    self.completed_by
+                        .lock()
+                        .unwrap()
+                        .insert(blob.digest.clone(), attempt);
+                    return Ok(path);
+                }
+                Err(e @ StoreError::DigestMismatch { .. }) => {
+                    tracing::error!(digest = %blob.digest, peers = ?contributors, error = %e, "wrong bytes; marking the peers that sent them and starting over");
+                    for id in &contributors {
+                        self.metrics.peer_failure(PeerFailure::DigestMismatch);
+                        self.suspects
+                            .lock()
+                            .unwrap()
+                            .insert((blob.digest.clone(), id.clone()), Instant::now());
+                    }
+                    last = DownloadError::WrongBytes(e);
+                    self.discarded.lock().unwrap().insert(attempt);
+                    mismatches += 1;
+                    if mismatches >= MISMATCH_RESTARTS {
+                        return Err(PullError::Exhausted {
+                            digest: blob.digest.clone(),
+                            last,
+                        });
+                    }
+                    attempt = self.next_attempt.fetch_add(1, Relaxed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Asks every other peer (but those `skip` names) at once; the first `Some` answer wins.
+    pub async fn first_peer_answer<T, F, Fut>(
+        &self,
+        skip: impl Fn(&Peer) -> bool,
+        ask: F,
+    ) -> Option<T>
+    where
+        F: Fn(Peer) -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let asks: Vec<_> = self
+            .peers
+            .snapshot()
+            .iter()
+            .filter(|p| p.id != self.self_id() && !skip(p))
+            .map(|p| {
+                let answer = ask(p.clone());
+                Box::pin(async move { answer.await.ok_or(()) })
+            })
+            .collect();
+        if asks.is_empty() {
+            return None;
+        }
+        futures_util::future::select_ok(asks)
+            .await
+            .ok()
+            .map(|(answer, _)| answer)
+    }
+}

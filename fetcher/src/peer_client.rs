@@ -1,0 +1,152 @@
+//! The HTTP client of other fetchers (the [`PeerTransport`] the node uses): blob streams with
+//! Range, status, small blobs, all built from core's HTTP contract.
+//! It reports what peers answer; it must not decide which peer to ask or trust their bytes.
+
+use crate::digest::Digest;
+use crate::download::DownloadError;
+use crate::node::BlobRef;
+use crate::peers::Peer;
+use crate::sources::{PeerStream, PeerTransport, StreamError};
+use bytes::Bytes;
+use classcache_core::fetcher::http::{
+    self as api, BlobStatus, ATTEMPT_HEADER, COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE,
+    FROM_HEADER, HOPS_HEADER,
+};
+use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, TryStreamExt};
+use std::time::Duration;
+
+/// How long a peer gets to send a small blob.
+const SMALL_BLOB_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct HttpPeers {
+    http: reqwest::Client,
+    /// This node's id, sent for the peers' logs.
+    self_id: String,
+}
+
+impl HttpPeers {
+    pub fn new(self_id: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            // Plain HTTP inside the cluster: loading the system's TLS roots would cost the
+            // init container ~150 file reads at every pod start.
+            .tls_certs_only([])
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("a plain HTTP client builds");
+        Self {
+            http,
+            self_id: self_id.to_string(),
+        }
+    }
+}
+
+/// A peer's URL for a blob; the query carries what the peer needs to fetch it itself.
+pub fn blob_url(peer: &Peer, blob: &BlobRef) -> String {
+    let repo = format!("{}/{}", blob.repo.registry, blob.repo.repository);
+    format!(
+        "{}{}",
+        peer.url,
+        api::blob_request_path(&blob.digest, &repo, blob.size)
+    )
+}
+
+impl PeerTransport for HttpPeers {
+    fn blob<'a>(
+        &'a self,
+        peer: &'a Peer,
+        blob: &'a BlobRef,
+        offset: u64,
+        hops: u32,
+        complete_only: bool,
+    ) -> BoxFuture<'a, Result<PeerStream, DownloadError>> {
+        Box::pin(async move {
+            let url = blob_url(peer, blob);
+            let mut request = self
+                .http
+                .get(&url)
+                .header(HOPS_HEADER, hops + 1)
+                .header(FROM_HEADER, &self.self_id);
+            if offset > 0 {
+                request = request.header(http::header::RANGE, api::range_from(offset));
+            }
+            if complete_only {
+                request = request.header(COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|source| DownloadError::Connect {
+                    url: url.clone(),
+                    source,
+                })?;
+            let status = response.status();
+            let expected = if offset > 0 {
+                http::StatusCode::PARTIAL_CONTENT
+            } else {
+                http::StatusCode::OK
+            };
+            if status == http::StatusCode::SERVICE_UNAVAILABLE {
+                return Err(DownloadError::Busy { url });
+            }
+            if status != expected {
+                return Err(DownloadError::Status {
+                    url,
+                    status,
+                    expected,
+                });
+            }
+            let attempt = response
+                .headers()
+                .get(ATTEMPT_HEADER)
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            let stream = response
+                .bytes_stream()
+                .map_err(|e| Box::new(e) as StreamError)
+                .boxed();
+            Ok(PeerStream { stream, attempt })
+        })
+    }
+
+    fn status<'a>(
+        &'a self,
+        peer: &'a Peer,
+        digest: &'a Digest,
+        attempt: Option<u64>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Option<BlobStatus>> {
+        Box::pin(async move {
+            self.http
+                .get(format!("{}{}", peer.url, api::status_path(digest, attempt)))
+                .timeout(timeout)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()
+        })
+    }
+
+    fn small_blob<'a>(
+        &'a self,
+        peer: &'a Peer,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Option<Bytes>> {
+        Box::pin(async move {
+            let response = self
+                .http
+                .get(format!("{}{}", peer.url, api::blob_path(digest)))
+                .header(COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE)
+                .timeout(SMALL_BLOB_TIMEOUT)
+                .send()
+                .await
+                .ok()?;
+            if !response.status().is_success() {
+                return None;
+            }
+            response.bytes().await.ok()
+        })
+    }
+}
