@@ -364,3 +364,111 @@ impl ContentSource for NodeContent<'_> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, Behaviour, TestSource};
+    use classcache_oci::memory::MemorySource;
+
+    fn published_files(archives: &Archives) -> usize {
+        std::fs::read_dir(archives.node().store.root().join("published"))
+            .unwrap()
+            .count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_index_digest_publishes_the_archive_of_the_nodes_platform() {
+        let mut source = MemorySource::new(testing::REPO);
+        let amd = classcache_core::testing::noise(150_000, 1);
+        let arm = classcache_core::testing::noise(170_000, 2);
+        let (blobs, index) = testing::put_index(
+            &mut source,
+            &[("linux/amd64", &amd), ("linux/arm64/v8", &arm)],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let node = testing::node(dir.path(), "solo", TestSource::new(source), vec![]);
+        let archives = Archives::new(node, "linux/arm64".parse().unwrap());
+        let published = archives.ensure(&testing::pinned(&index)).await.unwrap();
+        assert!(!published.hit);
+        assert_eq!(std::fs::read(&published.path).unwrap(), arm);
+        assert_eq!(published.record.pinned, index.to_string());
+        assert_eq!(
+            published.record.layer_digest,
+            blobs[1].layer_descriptor.digest.to_string()
+        );
+        assert!(published
+            .path
+            .ends_with(classcache_core::paths::published_file_name(index.as_str())));
+        let again = archives.ensure(&testing::pinned(&index)).await.unwrap();
+        assert!(again.hit);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn layer_bytes_that_do_not_match_the_digest_publish_nothing() {
+        let mut source = MemorySource::new(testing::REPO);
+        let data = classcache_core::testing::noise(200_000, 3);
+        let blobs = source.put_archive(testing::config_for("linux/amd64"), &data, None);
+        let origin = TestSource::new(source).with(Behaviour {
+            corrupt: true,
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let node = testing::node(dir.path(), "solo", origin.clone(), vec![]);
+        let archives = Archives::new(node.clone(), "linux/amd64".parse().unwrap());
+        let e = archives
+            .ensure(&testing::pinned(&blobs.manifest_descriptor.digest))
+            .await
+            .err()
+            .expect("wrong bytes are refused");
+        assert!(matches!(e, ArchiveError::Layer { .. }), "{e}");
+        // The chain names the digest check.
+        let mut chain = vec![e.to_string()];
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        assert!(
+            chain.iter().any(|m| m.contains("bytes are discarded")),
+            "{chain:?}"
+        );
+        assert!(origin.reads() >= 2, "the download started over");
+        assert_eq!(published_files(&archives), 0);
+        let layer = blobs.layer_descriptor.digest.clone();
+        assert!(node.complete(&layer).await.is_none(), "no blob was stored");
+        let archives_dir = node.store.root().join("archives");
+        assert_eq!(std::fs::read_dir(archives_dir).unwrap().count(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_layer_size_comes_from_the_verified_manifest_not_the_source() {
+        let mut source = MemorySource::new(testing::REPO);
+        let data = classcache_core::testing::noise(120_000, 4);
+        let blobs = source.put_archive(testing::config_for("linux/amd64"), &data, None);
+        // The source sends more than the manifest says the layer has.
+        let origin = TestSource::new(source).with(Behaviour {
+            trailing: vec![0xAB; 50_000],
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let node = testing::node(dir.path(), "solo", origin, vec![]);
+        let archives = Archives::new(node.clone(), "linux/amd64".parse().unwrap());
+        let published = archives
+            .ensure(&testing::pinned(&blobs.manifest_descriptor.digest))
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&published.path).unwrap(), data);
+        assert_eq!(published.record.layer_size, blobs.layer_descriptor.size);
+        let layer = node.store.blob_path(&blobs.layer_descriptor.digest);
+        assert_eq!(
+            std::fs::metadata(layer).unwrap().len(),
+            blobs.layer_descriptor.size,
+            "nothing past the manifest's size was written"
+        );
+        assert_eq!(
+            node.metrics.bytes_from_registry.load(Relaxed),
+            blobs.layer_descriptor.size
+        );
+    }
+}

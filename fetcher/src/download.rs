@@ -359,3 +359,68 @@ impl Node {
         matches!(status, Some(s) if s.running && s.written <= have + STALL_SLACK)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{self, Behaviour, TestSource};
+    use classcache_oci::memory::MemorySource;
+
+    /// A node id that ranks after `peer` for `digest`, so `peer` is its parent.
+    fn child_of(peer: &str, digest: &Digest) -> String {
+        (0..)
+            .map(|i| format!("node-{i}"))
+            .find(|me| ranking::rank(digest, [peer, me.as_str()])[0] == peer)
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_that_breaks_mid_stream_is_resumed_by_the_next_with_range() {
+        let mut source = MemorySource::new(testing::REPO);
+        let data = classcache_core::testing::noise(300_000, 6);
+        let blobs = source.put_archive(testing::config_for("linux/amd64"), &data, None);
+        let blob = testing::layer_ref(&blobs);
+        let broken_at = 100_000;
+        // The parent breaks at the same byte every time and then stops answering.
+        let parent = TestSource::new(source.clone()).with(Behaviour {
+            fail_at: Some(broken_at),
+            ..Default::default()
+        });
+        let registry = TestSource::new(source);
+        let me = child_of("parent", &blob.digest);
+        let dir = tempfile::tempdir().unwrap();
+        let node = testing::node(
+            dir.path(),
+            &me,
+            registry.clone(),
+            vec![(testing::peer("parent"), parent.clone())],
+        );
+        assert!(matches!(node.plan(&blob.digest)[0], Source::Upstream(ref p) if p.id == "parent"));
+        let path = node.fetch_blob(&blob).await.unwrap();
+        assert_eq!(Digest::of(&std::fs::read(path).unwrap()), blob.digest);
+        assert_eq!(parent.offsets.lock().unwrap()[0], 0);
+        assert_eq!(
+            *registry.offsets.lock().unwrap(),
+            [broken_at],
+            "the registry was asked only for the rest, once"
+        );
+        assert_eq!(node.metrics.bytes_from_peers.load(Relaxed), broken_at);
+        assert_eq!(
+            node.metrics.bytes_from_registry.load(Relaxed),
+            blob.size - broken_at
+        );
+    }
+
+    #[test]
+    fn download_errors_keep_their_source() {
+        let e = DownloadError::Stream {
+            at: 7,
+            source: "connection reset".into(),
+        };
+        assert_eq!(e.peer_failure(), PeerFailure::Truncated);
+        assert_eq!(
+            std::error::Error::source(&e).unwrap().to_string(),
+            "connection reset"
+        );
+    }
+}

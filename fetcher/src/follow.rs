@@ -186,3 +186,52 @@ impl io::Read for BlockingReader {
         Ok(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cursor_yields_written_bytes_and_fails_once_its_attempt_is_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("store"),
+            1 << 20,
+            Duration::ZERO,
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
+        let partial = dir.path().join("partial");
+        std::fs::write(&partial, b"0123456789").unwrap();
+        let (tx, rx) = watch::channel(Progress {
+            attempt: 1,
+            partial: Some(partial),
+            written: 4,
+            state: State::Running,
+        });
+        let digest = Digest::of(b"0123456789");
+        let mut cursor = Cursor::over_transfer(&store, &digest, rx, 0, 10);
+        assert_eq!(cursor.attempt(), Some(1));
+        cursor.wait_readable().await.unwrap();
+        let mut buf = [0u8; 10];
+        assert_eq!(
+            cursor.read_blocking(&mut buf).unwrap(),
+            4,
+            "only what was written"
+        );
+        assert_eq!(&buf[..4], b"0123");
+        tx.send_modify(|p| p.written = 6);
+        cursor.wait_readable().await.unwrap();
+        assert_eq!(cursor.read_blocking(&mut buf).unwrap(), 2);
+        // The download restarts after a digest mismatch: the bytes sent were wrong.
+        tx.send_modify(|p| {
+            p.attempt = 2;
+            p.written = 10;
+        });
+        let e = cursor.wait_readable().await.unwrap_err();
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
+        assert!(cursor.read_blocking(&mut buf).is_err());
+    }
+}

@@ -17,3 +17,5 @@ pub mod ranking;
 pub mod serve;
 pub mod sources;
 pub mod store;
+#[cfg(test)]
+pub mod testing;

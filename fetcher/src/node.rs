@@ -391,3 +391,34 @@ impl Node {
             .map(|(answer, _)| answer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{self, TestSource};
+    use classcache_oci::memory::MemorySource;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_for_a_blob_read_the_source_once() {
+        let mut source = MemorySource::new(testing::REPO);
+        let data = classcache_core::testing::noise(400_000, 5);
+        let blobs = source.put_archive(testing::config_for("linux/amd64"), &data, None);
+        let origin = TestSource::new(source);
+        let dir = tempfile::tempdir().unwrap();
+        let node = testing::node(dir.path(), "solo", origin.clone(), vec![]);
+        let blob = testing::layer_ref(&blobs);
+        let (a, b, c) = tokio::join!(
+            node.fetch_blob(&blob),
+            node.fetch_blob(&blob),
+            node.fetch_blob(&blob)
+        );
+        let path = a.unwrap();
+        assert_eq!(b.unwrap(), path);
+        assert_eq!(c.unwrap(), path);
+        assert_eq!(origin.reads(), 1, "one download for three requests");
+        // Once complete, a request reads nothing.
+        node.fetch_blob(&blob).await.unwrap();
+        assert_eq!(origin.reads(), 1);
+        let status = node.status(&blob.digest, None).await;
+        assert!(status.complete && status.written == blob.size, "{status:?}");
+    }
+}
