@@ -104,3 +104,5 @@ pub fn make_archive(dir: &Path, image: &str, entrypoint: &[&str], cmd: &[&str]) 
     std::fs::remove_file(&file).unwrap();
     format!("oci:{}:{}", dir.display(), prepared.config.key)
 }
+
+pub mod real;
