@@ -1,6 +1,4 @@
-//! From a pinned reference to a published archive: oci's one content walk (the manifest, or
-//! the index entry for this node's platform, and the config) over the node's small objects
-//! (store, else registry, else peers), then the layer through the tree, unpacked and published.
+//! From a pinned reference to a published archive: oci's content walk over the node's small objects, then the layer through the tree, unpacked and published.
 //! It must not trust any byte it did not check against a digest.
 
 use crate::digest::Digest;

@@ -1,6 +1,5 @@
-//! The fetcher's command line: `serve` (the DaemonSet's container) and `init` (the init
-//! container, whose arguments are core's `fetcher::args::InitArgs`, the one definition the pod-template
-//! edit builds them from). It parses only; it must not start anything.
+//! The fetcher's command line: `serve` (the DaemonSet's container) and `init`, whose arguments are core's `fetcher::args::InitArgs`.
+//! It parses only; it must not start anything.
 
 use clap::{Parser, Subcommand};
 use classcache_core::artifact::Platform;

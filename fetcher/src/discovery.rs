@@ -1,5 +1,5 @@
-//! Peer discovery in a cluster: watch the peers Service's EndpointSlices and keep, per endpoint,
-//! only the pod IP, node name, readiness and zone. It must not cache whole API objects.
+//! Peer discovery in a cluster: watch the peers Service's EndpointSlices, keeping per endpoint only pod IP, node name, readiness and zone.
+//! It must not cache whole API objects.
 
 use crate::peers::{Peer, PeerSet};
 use classcache_core::podtemplate::cluster::FETCHER_PORT;

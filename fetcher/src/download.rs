@@ -1,6 +1,4 @@
-//! Filling one download attempt: the planned sources in order (earlier-ranked peers, any peer
-//! with the complete blob, the registry last), each a byte stream resumed with Range from the
-//! current offset, stall detection and re-parenting. Failures are typed [`DownloadError`]s.
+//! Filling one download attempt from the planned sources in order, each stream resumed with Range from the current offset, with stall detection and typed errors.
 //! It must not commit or publish: it only appends to the attempt's partial file.
 
 use crate::digest::Digest;

@@ -1,5 +1,4 @@
-//! Reading a blob while it is still being downloaded: a cursor that follows a transfer's
-//! progress (for peers over HTTP, and for unpacking while the bytes arrive).
+//! Reading a blob while it is still being downloaded: a cursor that follows a transfer's progress (for peers over HTTP, and for unpacking).
 //! It must fail, never yield bytes, once the attempt it started on was discarded.
 
 use crate::digest::Digest;

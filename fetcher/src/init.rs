@@ -1,5 +1,4 @@
-//! Init-container mode: ask the node's fetcher for each pinned archive, then wait for it in the
-//! mounted store (hostpath) or copy it, verified, into the pod's volume (copy).
+//! Init-container mode: ask the node's fetcher for each pinned archive, then wait for it in the mounted store (hostpath) or copy it, verified (copy).
 //! It must not leave a partial file under an archive's final name.
 
 use classcache_core::digest::Sha256Counter;

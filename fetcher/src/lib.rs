@@ -1,5 +1,4 @@
-//! classcache-fetcher as a library: the node store, serving, ranking, peer-to-peer pulls,
-//! discovery and init-container mode; `main.rs` is a thin command line over it.
+//! classcache-fetcher as a library: store, serving, ranking, peer-to-peer downloads, discovery and init mode; `main.rs` is a thin command line over it.
 //! It must not publish a file whose sha256 has not been checked.
 
 pub mod archive;

@@ -1,5 +1,4 @@
-//! The node's downloads, one per digest (single flight): who is downloading what, their
-//! progress for followers, attempts and restarts after a digest mismatch, commit to the store.
+//! The node's downloads, one per digest (single flight): progress for followers, attempts, restarts after a digest mismatch, commit to the store.
 //! It must not publish anything: a blob reaches the store only through `Store::commit`.
 
 use crate::digest::Digest;

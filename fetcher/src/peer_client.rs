@@ -1,6 +1,5 @@
-//! The HTTP client of other fetchers (the [`PeerTransport`] the node uses): blob streams with
-//! Range, status, small blobs, all built from core's HTTP contract.
-//! It reports what peers answer; it must not decide which peer to ask or trust their bytes.
+//! The HTTP client of other fetchers (the node's `PeerTransport`): blob streams with Range, status and small blobs, over core's HTTP contract.
+//! It reports what peers answer; it must not choose peers or trust their bytes.
 
 use crate::digest::Digest;
 use crate::download::DownloadError;

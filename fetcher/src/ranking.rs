@@ -1,5 +1,4 @@
-//! Rendezvous (highest random weight) ranking of nodes per digest, and the k-ary tree over it:
-//! every node computes the same order from the same peer list, with no coordinator.
+//! Rendezvous (highest random weight) ranking of nodes per digest and the k-ary tree over it: every node computes the same order, no coordinator.
 //! It is pure arithmetic; it must not do I/O or know whether a node is alive.
 
 use crate::digest::Digest;

@@ -1,5 +1,4 @@
-//! The fetcher's HTTP API: blobs for peers (Range, streamed while still downloading, upload
-//! cap), archives for init containers, health, readiness and metrics.
+//! The fetcher's HTTP API: blobs for peers (Range, streamed while downloading, upload cap), archives for init containers, health, readiness, metrics.
 //! It must not serve bytes of a download attempt that was discarded.
 
 use crate::archive::Archives;

@@ -1,6 +1,4 @@
-//! The seams of the download logic: where blob bytes come from. The registry is any
-//! `ContentSource` (one per repository) behind [`Origin`]; other fetchers are [`PeerTransport`].
-//! Both are object-safe so `node`, `download` and `archive` run against memory in unit tests.
+//! The seams of the download logic: the registry as any `ContentSource` behind `Origin`, other fetchers as `PeerTransport`, both testable in memory.
 //! It must not store or trust content: callers verify every byte against its digest.
 
 use crate::digest::Digest;

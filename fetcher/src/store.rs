@@ -1,5 +1,5 @@
-//! The node store: content-addressed blobs, unpacked archives and the `published/` directory
-//! pods mount. It must never make a file visible under its final name before its sha256 matched.
+//! The node store: content-addressed blobs, unpacked archives and the `published/` directory pods mount.
+//! It must never make a file visible under its final name before its sha256 matched.
 //!
 //! Its methods block (files, fsync, the `/proc` scan): async code calls them through
 //! [`Store::run`] (the blocking pool) and writes downloads with [`Partial::append_async`]; no lock

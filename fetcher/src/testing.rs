@@ -1,6 +1,5 @@
-//! Unit-test support: a node over a temporary store whose registry and peers are in-memory
-//! `ContentSource`s (classcache_oci's `MemorySource`) that count reads and can fail, corrupt or
-//! overrun on request. Tests only; it must not reach the network or the host's store.
+//! Unit-test support: a node over a temp store whose registry and peers are counting, fallible in-memory `ContentSource`s (`MemorySource`).
+//! Tests only; it must not reach the network or the host's store.
 
 use crate::digest::Digest;
 use crate::download::DownloadError;

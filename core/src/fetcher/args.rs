@@ -1,6 +1,5 @@
-//! The init container's command line, defined once: the plugin's pod-template edit builds it
-//! with [`InitArgs::to_args`] and the fetcher's `init` subcommand parses it with this very clap
-//! definition. It builds and parses arguments only; it must not read the process's own.
+//! The init container's command line, defined once: the pod-template edit builds it (`InitArgs::to_args`), the fetcher parses it with this clap struct.
+//! It builds and parses given arguments only; it must not read the process's own.
 
 use crate::paths::POD_ARCHIVE_DIR;
 use crate::podtemplate::cluster::{DeliveryMode, DEFAULT_INIT_TIMEOUT_SECS};

@@ -1,5 +1,4 @@
-//! The fetcher's HTTP contract: routes, query parameters, headers, Range syntax and answer bodies,
-//! used by `serve`, its peers, the init container and `kubectl classcache status`.
+//! The fetcher's HTTP contract: routes, query parameters, headers, Range syntax and answers, for `serve`, peers, `init` and `kubectl classcache status`.
 //! It builds and parses paths, headers and JSON only; it must not do I/O.
 
 use serde::{Deserialize, Serialize};
