@@ -225,7 +225,9 @@ fn dry_runs_store_nothing() {
         err.contains(&format!(
             "deployment.apps/petclinic in namespace {}",
             ns.name
-        )) && err.contains("422"),
+        )) && err.contains("refuses the result as invalid")
+            && err.contains("hostPath.path")
+            && err.contains("--store-dir"),
         "{err}"
     );
     assert_eq!(stored_part(&deployment()), stored_part(&original));

@@ -124,6 +124,12 @@ impl Cluster {
                     status.message
                 ),
                 401 => anyhow!("{what}: the cluster at {} refused the credentials ({}); log in again or pick another --context", self.server, status.message),
+                422 => anyhow!(
+                    "{what}: the API server refuses the result as invalid ({}); fix the value it names \
+                     (a flag such as --store-dir or --fetcher-image, or the object itself); \
+                     --dry-run=client -o yaml shows what would be sent",
+                    status.message
+                ),
                 code => anyhow!("{what}: the API server answered {code} to {verb}: {}", status.message),
             },
             other => anyhow::Error::new(other).context(format!(
