@@ -55,7 +55,7 @@ pub fn real() -> &'static Real {
 /// Held while a test depends on cluster-wide state: shared by tests that enable workloads
 /// (`uninstall` and the e2e pipeline's namespace sweep must not run meanwhile), exclusive by
 /// tests that install or uninstall the fetcher. A `flock` on `$H/cluster-install.lock`, the
-/// same lock as `classcache_e2e::cluster::exclusive_across_processes`.
+/// same lock as `classcache_e2e::cluster::exclusive`.
 pub struct ClusterLock(#[allow(dead_code)] File);
 
 fn lock_file(h: &Harness) -> File {
