@@ -8,11 +8,11 @@
 # in its own securityContext which user the node store needs. PATH holds the binary, so
 # `command: ["classcache-fetcher"]` (templates/daemonset.yaml and the init container) finds it.
 #
-# Usage: scripts/fetcher-image.sh [--tag REF]... [--push REF]... [--oci-archive FILE]
+# Usage: scripts/fetcher-image.sh [--tag REF]... [--push REF]... [--save FILE]
 #   --tag REF          also tag the image REF in the Docker engine (default tag: the name
 #                      `kubectl classcache install` uses by default, with the workspace version)
 #   --push REF         tag and push REF (a registry reachable from the Docker engine)
-#   --oci-archive FILE write the image as a docker-archive tar (for `ctr images import`)
+#   --save FILE        write the image as a docker-archive tar (for `ctr images import`)
 # Prints the default reference on stdout. Uses $DOCKER_HOST (the harness's engine when
 # `.harness/env` is sourced) and the docker CLI on PATH (or $CLASSCACHE_DOCKER_CLI).
 # Builds with the `image` profile into target/image (its own directory, so the test build's
@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--tag) [ $# -ge 2 ] || die "--tag needs a reference"; tags+=("$2"); shift 2 ;;
 	--push) [ $# -ge 2 ] || die "--push needs a reference"; pushes+=("$2"); shift 2 ;;
-	--oci-archive) [ $# -ge 2 ] || die "--oci-archive needs a file name"; archive=$2; shift 2 ;;
+	--save) [ $# -ge 2 ] || die "--save needs a file name"; archive=$2; shift 2 ;;
 	-h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1; see $0 --help" ;;
 	esac

@@ -1,0 +1,362 @@
+//! The harness's real Kubernetes cluster as the end-to-end tests use it: kubectl, the plugin,
+//! images on the nodes, namespaces that clean up, waits. It must not start or stop the cluster.
+//!
+//! `tests/harness/cluster-up.sh` (called by `up.sh`) starts the API server, the nodes' kubelets
+//! and containerds; [`cluster`] reads where they are from `$H/env`.
+
+use crate::{harness, repo_root, unique_name, Harness};
+use serde_json::Value;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The running cluster, as `cluster-up.sh` reported it in `$H/env`.
+#[derive(Debug)]
+pub struct Cluster {
+    pub harness: &'static Harness,
+    /// The admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// kubectl built from the same Kubernetes version as the cluster.
+    pub kubectl: PathBuf,
+    /// Node names, e.g. `node-a node-b`.
+    pub nodes: Vec<String>,
+    /// `v1.35.4`.
+    pub version: String,
+}
+
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+
+/// The harness's cluster; panics (never skips) when `up.sh` did not start one.
+pub fn cluster() -> &'static Cluster {
+    match CLUSTER.get_or_init(|| Cluster::from_harness(harness())) {
+        Ok(cluster) => cluster,
+        Err(message) => panic!("the harness's Kubernetes cluster is not available: {message}"),
+    }
+}
+
+/// Held while a test changes cluster-wide state (the fetcher install, the sweep of stale
+/// `classcache-test` namespaces): a mutex in this process, and an exclusive `flock` on
+/// `$H/cluster-install.lock` across processes. The plugin's live tests
+/// (kubectl-classcache/tests/common/real.rs) take the same lock: shared while they have
+/// workloads enabled in their namespaces, exclusive around install/uninstall.
+pub struct ClusterWide {
+    _file: std::fs::File,
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// Waits for, then holds, the in-process and the cross-process lock on cluster-wide state.
+pub fn exclusive() -> ClusterWide {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = harness().harness_dir.join("cluster-install.lock");
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    ClusterWide {
+        _file: file,
+        _guard: guard,
+    }
+}
+
+/// The directory the workspace's binaries are built into (`target/debug`), found from the
+/// running test executable (`target/debug/deps/<test>`), since Cargo gives a test the paths of
+/// its own package's binaries only.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executables live in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing; build the workspace first (cargo test --workspace builds every binary)",
+        path.display()
+    );
+    path
+}
+
+impl Cluster {
+    fn from_harness(h: &'static Harness) -> Result<Cluster, String> {
+        let get = |name: &str| {
+            h.env.get(name).cloned().ok_or_else(|| {
+                format!("$H/env has no {name}; run tests/harness/up.sh without CLASSCACHE_HARNESS_CLUSTER=0")
+            })
+        };
+        Ok(Cluster {
+            harness: h,
+            kubeconfig: get("CLASSCACHE_KUBECONFIG")?.into(),
+            kubectl: get("CLASSCACHE_KUBECTL")?.into(),
+            nodes: get("CLASSCACHE_CLUSTER_NODES")?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            version: get("CLASSCACHE_CLUSTER_VERSION")?,
+        })
+    }
+
+    /// A command for `program` with the harness's variables and `KUBECONFIG` set.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = self.harness.command(program);
+        command.env("KUBECONFIG", &self.kubeconfig);
+        command
+    }
+
+    /// Runs kubectl and returns its output, success or not.
+    pub fn kubectl<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        self.command(&self.kubectl)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.kubectl.display()))
+    }
+
+    /// Runs kubectl; panics with its stderr when it fails; returns trimmed stdout.
+    pub fn kubectl_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        ok(&self.kubectl, args, self.kubectl(args))
+    }
+
+    /// `kubectl get -o json`.
+    pub fn get_json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["get", "-o", "json"];
+        all.extend(args);
+        let text = self.kubectl_ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("kubectl {all:?}: not JSON: {e}"))
+    }
+
+    /// `kubectl apply -f -` of `manifest` (YAML or JSON).
+    pub fn apply(&self, manifest: &str) -> String {
+        let mut child = self
+            .command(&self.kubectl)
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl starts");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        ok(&self.kubectl, &["apply", "-f", "-"], output)
+    }
+
+    /// Runs `kubectl-classcache` (the workspace's build) against the cluster.
+    pub fn plugin<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        let plugin = workspace_binary("kubectl-classcache");
+        self.command(&plugin)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", plugin.display()))
+    }
+
+    /// Runs the plugin; panics with its output when it fails; returns stdout.
+    pub fn plugin_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        ok(
+            &workspace_binary("kubectl-classcache"),
+            args,
+            self.plugin(args),
+        )
+    }
+
+    /// A namespace with a unique name, deleted when the value is dropped.
+    pub fn namespace(&self, prefix: &str, labels: &[(&str, &str)]) -> Namespace<'_> {
+        let name = unique_name(prefix).to_lowercase();
+        let labels: String = labels
+            .iter()
+            .map(|(k, v)| format!("    {k}: \"{v}\"\n"))
+            .collect();
+        self.apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    classcache-test: \"true\"\n{labels}"
+        ));
+        Namespace {
+            cluster: self,
+            name,
+        }
+    }
+
+    /// Deletes the namespaces that test processes no longer running made (label
+    /// `classcache-test`; [`unique_name`] puts the creating process id in the name), and waits
+    /// until they are gone. Namespaces of tests still running are left alone.
+    pub fn delete_stale_test_namespaces(&self) {
+        let list = self.get_json(&["namespaces", "-l", "classcache-test=true"]);
+        let stale: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|ns| ns["metadata"]["name"].as_str())
+            .filter(|name| {
+                name.split('-')
+                    .rev()
+                    .nth(2)
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .map(str::to_string)
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let mut args = vec!["delete", "namespace", "--wait=true", "--timeout=180s"];
+        args.extend(stale.iter().map(String::as_str));
+        self.kubectl_ok(&args);
+    }
+
+    /// Polls `check` every 500 ms until it returns `Some`, or panics after `timeout` with
+    /// `what` and the last state `describe` gives.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+        describe: impl Fn() -> String,
+    ) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    describe()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// What the cluster says about a namespace's pods and events (for failure messages).
+    pub fn describe_namespace(&self, namespace: &str) -> String {
+        let pods = self.kubectl(&["get", "pods", "-n", namespace, "-o", "wide"]);
+        let events = self.kubectl(&["get", "events", "-n", namespace, "--sort-by=.lastTimestamp"]);
+        format!(
+            "pods:\n{}{}\nevents:\n{}",
+            String::from_utf8_lossy(&pods.stdout),
+            String::from_utf8_lossy(&pods.stderr),
+            String::from_utf8_lossy(&events.stdout)
+        )
+    }
+
+    /// Waits for a rollout (`deploy/NAME`, `ds/NAME`) to complete.
+    pub fn rollout_status(&self, namespace: &str, workload: &str, timeout: Duration) {
+        let secs = format!("--timeout={}s", timeout.as_secs());
+        let output = self.kubectl(&["rollout", "status", "-n", namespace, workload, &secs]);
+        assert!(
+            output.status.success(),
+            "rollout of {workload} in {namespace} did not complete: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.describe_namespace(namespace)
+        );
+    }
+
+    /// Names of the pods matching `selector`, with their node.
+    pub fn pods(&self, namespace: &str, selector: &str) -> Vec<(String, String)> {
+        let list = self.get_json(&["pods", "-n", namespace, "-l", selector]);
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                (
+                    p["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    p["spec"]["nodeName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The image at `source` (in the harness's Docker engine) tagged `reference` and pushed to
+    /// the harness registry, which the nodes pull from under the same reference.
+    pub fn push_image(&self, source: &str, reference: &str) {
+        self.harness.docker_ok(&["tag", source, reference]);
+        self.harness.docker_ok(&["push", reference]);
+    }
+
+    /// The fetcher image the project builds (`scripts/fetcher-image.sh`), built once per test
+    /// process under its default name and loaded into every node's containerd, as an operator
+    /// who builds it would; `install` and `enable` then run with their default image.
+    pub fn fetcher_image(&self) -> &'static str {
+        static IMAGE: OnceLock<String> = OnceLock::new();
+        IMAGE.get_or_init(|| {
+            let script = repo_root().join("scripts/fetcher-image.sh");
+            let archive = tempfile::tempdir().expect("a temp dir");
+            let tar = archive.path().join("fetcher.tar");
+            let args = ["--save".to_string(), tar.display().to_string()];
+            let output = self
+                .harness
+                .command("bash")
+                .arg(&script)
+                .args(&args)
+                .env("DOCKER_HOST", &self.harness.docker_host)
+                .env("CLASSCACHE_DOCKER_CLI", &self.harness.docker_cli)
+                .output()
+                .expect("bash runs");
+            let reference = ok(&script, &args, output);
+            let ctr = self
+                .harness
+                .env
+                .get("CLASSCACHE_CLUSTER_CTR")
+                .expect("cluster-up.sh writes CLASSCACHE_CLUSTER_CTR");
+            for node in &self.nodes {
+                let import = [
+                    node.as_str(),
+                    "images",
+                    "import",
+                    &tar.display().to_string(),
+                ];
+                let output = self.command(ctr).args(import).output().expect("ctr runs");
+                ok(Path::new(ctr), &import, output);
+            }
+            reference
+        })
+    }
+}
+
+/// A test namespace; deleted (without waiting) when dropped.
+pub struct Namespace<'a> {
+    cluster: &'a Cluster,
+    pub name: String,
+}
+
+impl Drop for Namespace<'_> {
+    fn drop(&mut self) {
+        if std::env::var_os("CLASSCACHE_KEEP_NAMESPACES").is_none() {
+            let _ = self
+                .cluster
+                .kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+        }
+    }
+}
+
+fn ok<S: AsRef<OsStr>>(program: &Path, args: &[S], output: Output) -> String {
+    if !output.status.success() {
+        let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+        panic!(
+            "{} {} failed ({}):\nstdout: {}\nstderr: {}",
+            program.display(),
+            shown.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
