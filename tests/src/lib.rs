@@ -7,6 +7,9 @@
 //! let registry = &h.registry; // "127.0.0.1:5055"
 //! ```
 
+pub mod apps;
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,289 @@
+//! Images of JVM apps that run as a non-root user, built here and pushed to the harness
+//! registry (the cluster's nodes pull them under the same reference), and their training with
+//! the workspace's `classcache-build`:
+//!
+//! - [`example_app_image`]: the example shop app (`examples/`) on the harness's JDK 17.
+//! - [`tomcat_image`]: Debian's Tomcat 10 with its examples and manager webapps on the same JDK.
+//!
+//! Each image is built once per test process; the references are unique, so concurrent test
+//! processes never share (or overwrite) one another's images and archives.
+
+use crate::cluster::workspace_binary;
+use crate::{repo_root, unique_name, Harness};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The user every app image runs as: a user that owns nothing on the node, as production
+/// images do (distroless's `nonroot`).
+pub const APP_USER: &str = "65532:65532";
+
+/// Tomcat's HTTP port inside the image. Training runs on the host network, so it moves the
+/// port with [`TOMCAT_PORT_ENV`] there; pods have their own network and keep this one.
+pub const TOMCAT_PORT: u16 = 8080;
+
+/// The environment variable the Tomcat image's `server.xml` takes its HTTP port from
+/// (`${TOMCAT_HTTP_PORT:-8080}`, resolved by Tomcat's `EnvironmentPropertySource`).
+pub const TOMCAT_PORT_ENV: &str = "TOMCAT_HTTP_PORT";
+
+/// A JSP (compiled by Jasper at the first request) and a servlet of Debian's examples webapp,
+/// requested during training so their classes are in the archive too.
+pub const TOMCAT_WARMUP_PATHS: &[&str] = &[
+    "/examples/jsp/jsp2/el/basic-arithmetic.jsp",
+    "/examples/servlets/servlet/HelloWorldExample",
+];
+
+/// The example app as a non-root image in the harness registry (built once per process).
+/// Returns its reference, `127.0.0.1:5055/cluster/shop-…:1`.
+pub fn example_app_image(h: &Harness) -> String {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let jar_dir = tempfile::tempdir().unwrap();
+            let status = Command::new("bash")
+                .arg(repo_root().join("examples/build-example-app.sh"))
+                .arg(jar_dir.path())
+                .stdout(Stdio::null())
+                .status()
+                .expect("run examples/build-example-app.sh");
+            assert!(status.success(), "examples/build-example-app.sh failed");
+            let context = tempfile::tempdir().unwrap();
+            std::fs::copy(
+                jar_dir.path().join("app.jar"),
+                context.path().join("app.jar"),
+            )
+            .unwrap();
+            let dockerfile =
+                std::fs::read_to_string(repo_root().join("examples/docker/Dockerfile")).unwrap();
+            let dockerfile = dockerfile.replace(
+                "ARG BASE=eclipse-temurin:25-jre",
+                &format!("ARG BASE={}", h.jdk17_image),
+            );
+            // As production images do: the JVM runs as a user that owns nothing on the node.
+            std::fs::write(
+                context.path().join("Dockerfile"),
+                format!("{dockerfile}\nUSER {APP_USER}\n"),
+            )
+            .unwrap();
+            let image = format!("{}:1", h.registry_ref(&unique_name("cluster/shop")));
+            h.docker_build(context.path(), &image);
+            h.docker_ok(&["push", "-q", &image]);
+            image
+        })
+        .clone()
+}
+
+/// Trains `image` with the workspace's `classcache-build` (`extra_args` are its options,
+/// such as `--verify-runs 1`) and pushes the archive next to the image; panics with its output
+/// when it fails.
+pub fn train(h: &Harness, image: &str, extra_args: &[&str]) {
+    train_report(h, image, extra_args);
+}
+
+/// [`train`], returning `classcache-build`'s JSON report (`classes.total`,
+/// `classes.fromArchive`, `archive.reference`…).
+pub fn train_report(h: &Harness, image: &str, extra_args: &[&str]) -> Value {
+    let report_dir = tempfile::tempdir().unwrap();
+    let report = report_dir.path().join("report.json");
+    let output = h
+        .command(workspace_binary("classcache-build"))
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_EVENT_NAME")
+        .arg("--report")
+        .arg(&report)
+        .args(extra_args)
+        .arg(image)
+        .output()
+        .expect("run classcache-build");
+    assert!(
+        output.status.success(),
+        "classcache-build {extra_args:?} {image} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("classcache-build wrote no report {}: {e}", report.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", report.display()))
+}
+
+/// Trains the [`tomcat_image`] `image`: Tomcat serves until stopped, so the run ends with
+/// SIGTERM (Tomcat's clean shutdown, at which the JVM writes the archive) once its root page
+/// answers and the [`TOMCAT_WARMUP_PATHS`] were requested. Training runs on the host network,
+/// on a free port. Returns the report.
+pub fn train_tomcat(h: &Harness, image: &str) -> Value {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env = format!("{TOMCAT_PORT_ENV}={port}");
+    let ready = format!("{base}/");
+    let warmups: Vec<String> = TOMCAT_WARMUP_PATHS
+        .iter()
+        .map(|p| format!("{base}{p}"))
+        .collect();
+    let mut args = vec![
+        "--env",
+        &env,
+        "--ready-url",
+        &ready,
+        "--warmup-requests",
+        "3",
+        "--verify-runs",
+        "1",
+        "--timeout",
+        "5m",
+    ];
+    for url in &warmups {
+        args.extend(["--warmup-url", url.as_str()]);
+    }
+    train_report(h, image, &args)
+}
+
+/// A TCP port nothing listens on right now (on loopback).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free port on 127.0.0.1")
+}
+
+/// Where Debian puts what the image is made of (packages `tomcat10`, `tomcat10-examples`,
+/// `tomcat10-admin`, and their `libtomcat10-java`, `libeclipse-jdt-core-java`).
+const TOMCAT_HOST_FILES: &[&str] = &[
+    "/usr/share/tomcat10/bin/bootstrap.jar",
+    "/usr/share/tomcat10/bin/tomcat-juli.jar",
+    "/usr/share/tomcat10/lib/catalina.jar",
+    "/usr/share/java/eclipse-jdt-core.jar",
+    "/etc/tomcat10/server.xml",
+    "/etc/tomcat10/web.xml",
+    "/var/lib/tomcat10/webapps/ROOT/index.html",
+    "/usr/share/tomcat10-examples/examples/WEB-INF/web.xml",
+    "/usr/share/tomcat10-admin/manager/WEB-INF/web.xml",
+];
+const TOMCAT_PACKAGES: &[&str] = &["tomcat10", "tomcat10-examples", "tomcat10-admin"];
+
+/// Copies the files of Debian's Tomcat 10 into `fs/` of the build context: CATALINA_HOME
+/// `/usr/share/tomcat10` with real jars (`cp -L` through Debian's links into
+/// `/usr/share/java`, plus Jasper's JSP compiler, which its manifest names), the examples and
+/// manager webapps at the paths their context files name, and CATALINA_BASE
+/// `/var/lib/tomcat10` (conf/, webapps/ROOT, logs/, temp/, work/). The HTTP connector takes
+/// its port from `$TOMCAT_HTTP_PORT` (default 8080).
+const TOMCAT_CONTEXT_SCRIPT: &str = r#"set -euo pipefail
+fs=$1/fs
+home=$fs/usr/share/tomcat10 base=$fs/var/lib/tomcat10
+mkdir -p "$home/bin" "$home/lib" "$base/webapps" "$fs/usr/share"
+cp -L /usr/share/tomcat10/bin/bootstrap.jar /usr/share/tomcat10/bin/tomcat-juli.jar "$home/bin/"
+cp -L /usr/share/tomcat10/lib/*.jar /usr/share/java/eclipse-jdt-core.jar "$home/lib/"
+cp -rL /usr/share/tomcat10-examples /usr/share/tomcat10-admin "$fs/usr/share/"
+cp -rL /etc/tomcat10 "$base/conf"
+rm -rf "$base/conf/policy.d"
+cp -rL /var/lib/tomcat10/webapps/ROOT "$base/webapps/"
+mkdir -p "$base/logs" "$base/temp" "$base/work" "$base/lib"
+sed -i 's|<Connector port="8080" protocol="HTTP/1.1"|<Connector port="${TOMCAT_HTTP_PORT:-8080}" protocol="HTTP/1.1"|' "$base/conf/server.xml"
+grep -q 'TOMCAT_HTTP_PORT' "$base/conf/server.xml" || { echo "server.xml has no HTTP connector on 8080 to parameterize" >&2; exit 1; }
+if find "$fs" -type l | grep -q .; then echo "symbolic links left in the image: $(find "$fs" -type l)" >&2; exit 1; fi
+chmod -R a+rX,go-w "$fs"
+"#;
+
+/// The `java` command line Tomcat's `catalina.sh run` would build (JDK 17, no
+/// `setenv.sh`), in the foreground, with Debian's CATALINA_HOME and CATALINA_BASE.
+const TOMCAT_COMMAND: &[&str] = &[
+    "java",
+    "-Dorg.apache.tomcat.util.digester.PROPERTY_SOURCE=org.apache.tomcat.util.digester.EnvironmentPropertySource",
+    "-Djava.util.logging.config.file=/var/lib/tomcat10/conf/logging.properties",
+    "-Djava.util.logging.manager=org.apache.juli.ClassLoaderLogManager",
+    "-Djdk.tls.ephemeralDHKeySize=2048",
+    "-Djava.protocol.handler.pkgs=org.apache.catalina.webresources",
+    "-Dorg.apache.catalina.security.SecurityListener.UMASK=0022",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "--add-opens=java.base/java.util.concurrent=ALL-UNNAMED",
+    "--add-opens=java.rmi/sun.rmi.transport=ALL-UNNAMED",
+    "-classpath",
+    "/usr/share/tomcat10/bin/bootstrap.jar:/usr/share/tomcat10/bin/tomcat-juli.jar",
+    "-Dcatalina.base=/var/lib/tomcat10",
+    "-Dcatalina.home=/usr/share/tomcat10",
+    "-Djava.io.tmpdir=/var/lib/tomcat10/temp",
+    "org.apache.catalina.startup.Bootstrap",
+    "start",
+];
+
+/// Debian's Tomcat 10 (with the examples, manager and host-manager webapps) on the harness's
+/// JDK 17 image, running as uid 65532, pushed to the harness registry (built once per
+/// process). Installs Debian's packages on this machine first when they are missing (needs
+/// root). Returns its reference, `127.0.0.1:5055/apps/tomcat10-…:10`.
+pub fn tomcat_image(h: &Harness) -> String {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            install_tomcat_packages();
+            let context = tempfile::tempdir().unwrap();
+            let output = Command::new("bash")
+                .arg("-c")
+                .arg(TOMCAT_CONTEXT_SCRIPT)
+                .arg("tomcat-context")
+                .arg(context.path())
+                .output()
+                .expect("bash runs");
+            assert!(
+                output.status.success(),
+                "copying Debian's Tomcat 10 into {} failed: {}",
+                context.path().display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let command = serde_json::to_string(TOMCAT_COMMAND).unwrap();
+            let dockerfile = format!(
+                "FROM {base}\n\
+                 COPY fs/usr/ /usr/\n\
+                 COPY --chown={APP_USER} fs/var/lib/tomcat10/ /var/lib/tomcat10/\n\
+                 ENV CATALINA_HOME=/usr/share/tomcat10 CATALINA_BASE=/var/lib/tomcat10\n\
+                 WORKDIR /var/lib/tomcat10\n\
+                 USER {APP_USER}\n\
+                 EXPOSE {TOMCAT_PORT}\n\
+                 CMD {command}\n",
+                base = h.jdk17_image,
+            );
+            std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+            let image = format!("{}:10", h.registry_ref(&unique_name("apps/tomcat10")));
+            h.docker_build(context.path(), &image);
+            h.docker_ok(&["push", "-q", &image]);
+            image
+        })
+        .clone()
+}
+
+/// `apt-get install` of Debian's Tomcat 10 packages when any file the image needs is missing.
+/// Installing `tomcat10` does not start it here (no systemd), and the image never uses the
+/// host's `tomcat` user.
+fn install_tomcat_packages() {
+    let missing: Vec<_> = TOMCAT_HOST_FILES
+        .iter()
+        .filter(|f| !Path::new(f).exists())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(TOMCAT_PACKAGES)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .output()
+    };
+    let mut output = install().expect("apt-get runs");
+    if !output.status.success() {
+        let _ = Command::new("apt-get")
+            .arg("update")
+            .stdin(Stdio::null())
+            .output();
+        output = install().expect("apt-get runs");
+    }
+    assert!(
+        output.status.success(),
+        "{missing:?} missing and `apt-get install {}` failed (run it as root by hand):\n{}",
+        TOMCAT_PACKAGES.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
