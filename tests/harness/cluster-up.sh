@@ -164,8 +164,24 @@ claim_names() {
 	local owner
 	owner=$(cat "$OWNER_FILE" 2>/dev/null || true)
 	if [ -n "$owner" ] && [ "$owner" != "$H" ] && ip link show "$BRIDGE" >/dev/null 2>&1; then
-		die "the cluster names and addresses (bridge $BRIDGE, 10.88.0.0/24) belong to the harness in $owner" "$OWNER_FILE" \
-			"stop it with CLASSCACHE_HARNESS_DIR=$owner tests/harness/cluster-down.sh in that checkout"
+		# A harness whose processes all ended (a session or CI job that was stopped) left
+		# only kernel objects behind: take them over instead of refusing forever.
+		if pgrep -f -- "$owner/cluster/" >/dev/null 2>&1; then
+			die "the cluster names and addresses (bridge $BRIDGE, 10.88.0.0/24) belong to the running harness in $owner" "$OWNER_FILE" \
+				"stop it with CLASSCACHE_HARNESS_DIR=$owner tests/harness/cluster-down.sh in that checkout"
+		fi
+		log "the cluster of $owner is stale (none of its processes run); removing what it left"
+		if [ -d "$owner/cluster" ]; then
+			CLASSCACHE_HARNESS_DIR=$owner bash "$(dirname "${BASH_SOURCE[0]}")/cluster-down.sh" ||
+				log "cluster-down.sh for $owner failed; removing its network objects by name"
+		fi
+		local node
+		for node in "${NODES[@]}"; do
+			ip netns del "$(netns_of "$node")" 2>/dev/null || true
+		done
+		ip link del "$BRIDGE" 2>/dev/null || true
+		rm -f "$OWNER_FILE"
+		owner=""
 	fi
 	if [ -z "$owner" ] || [ "$owner" != "$H" ]; then
 		ip link show "$BRIDGE" >/dev/null 2>&1 &&
