@@ -1,11 +1,12 @@
 //! Init-container mode: ask the node's fetcher for each pinned archive, then wait for it in the mounted store (hostpath) or copy it, verified (copy).
 //! It must not leave a partial file under an archive's final name.
 
-use classcache_core::digest::Sha256Counter;
+use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::{self as api, ArchiveAnswer};
 use classcache_core::paths::published_file_name;
 use classcache_core::podtemplate::cluster::DeliveryMode;
 use classcache_core::reference::RegistryRef;
+use classcache_oci::verified::{Expected, VerifiedFile, WriteError};
 use futures_util::StreamExt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -163,45 +164,30 @@ async fn copy(
     if !response.status().is_success() {
         return Err(fetcher(format!("HTTP {}", response.status())));
     }
-    let tmp = dest.with_file_name(format!(
-        ".{}.partial",
-        dest.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let volume = |e: std::io::Error| InitError::Volume {
-        path: tmp.clone(),
-        message: format!("{e}; --dir must be a writable emptyDir in copy mode"),
+    let volume = |message: String| InitError::Volume {
+        path: dest.to_path_buf(),
+        message: format!("{message}; --dir must be a writable emptyDir in copy mode"),
     };
-    let mut out = std::fs::File::create(&tmp).map_err(volume)?;
-    // The JVM may run as another user than this init container.
-    out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
-        classcache_oci::verified::PUBLISHED_MODE,
-    ))
-    .map_err(volume)?;
-    let mut hash = Sha256Counter::new();
-    let mut body = response.bytes_stream();
-    let result = async {
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| fetcher(e.to_string()))?;
-            hash.update(&chunk);
-            out.write_all(&chunk).map_err(volume)?;
-        }
-        if hash.len() != answer.size || hash.clone().finish_hex() != answer.sha256 {
-            return Err(fetcher(format!(
-                "sent {} bytes that do not match the archive's sha256 {}",
-                hash.len(),
+    let expected = Digest::from_hex(&answer.sha256)
+        .map(|digest| Expected::new(digest, answer.size))
+        .map_err(|_| {
+            fetcher(format!(
+                "answered an archive sha256 {:?} that is not 64 hex digits",
                 answer.sha256
-            )));
-        }
-        out.sync_all().map_err(volume)?;
-        std::fs::rename(&tmp, dest).map_err(volume)?;
-        if let Some(dir) = dest.parent() {
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
+            ))
+        })?;
+    // The one verified write: a partial file that is removed unless its bytes match.
+    let mut out = VerifiedFile::create(dest).map_err(|e| volume(e.to_string()))?;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| fetcher(e.to_string()))?;
+        out.write_all(&chunk).map_err(|e| volume(e.to_string()))?;
     }
-    .await;
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match out.commit(Some(&expected)) {
+        Ok(_) => Ok(()),
+        Err(e @ WriteError::Mismatch { .. }) => Err(fetcher(format!(
+            "sent bytes that do not match the archive: {e}"
+        ))),
+        Err(e) => Err(volume(e.to_string())),
     }
-    result
 }
