@@ -50,20 +50,30 @@ pub struct ClusterWide {
 pub fn exclusive() -> ClusterWide {
     static LOCK: Mutex<()> = Mutex::new(());
     let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let path = harness().harness_dir.join("cluster-install.lock");
-    let file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    let file = lock_file();
     file.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+        .expect("flock LOCK_EX on $H/cluster-install.lock");
     ClusterWide {
         _file: file,
         _guard: guard,
     }
 }
+
+/// `$H/cluster-install.lock`, the file every process that touches cluster-wide state locks
+/// (exclusively to change it, shared to depend on it).
+pub fn lock_file() -> std::fs::File {
+    let path = harness().harness_dir.join("cluster-install.lock");
+    std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+}
+
+/// The class+load log line of a class the JVM took from the dynamic (top) archive: the one
+/// classcache delivered, never the JDK's own base archive.
+pub const FROM_TOP_ARCHIVE: &str = "source: shared objects file (top)";
 
 /// The directory the workspace's binaries are built into (`target/debug`), found from the
 /// running test executable (`target/debug/deps/<test>`), since Cargo gives a test the paths of
@@ -279,6 +289,24 @@ impl Cluster {
                         .unwrap_or_default()
                         .to_string(),
                 )
+            })
+            .collect()
+    }
+
+    /// How many classes the JVM of each running pod of `app` (container `container`) says it
+    /// loaded from the delivered archive, from its own `-Xlog:class+load` output: (pod, node, count).
+    pub fn classes_from_archive(
+        &self,
+        namespace: &str,
+        app: &str,
+        container: &str,
+    ) -> Vec<(String, String, usize)> {
+        self.pods(namespace, &format!("app={app}"))
+            .into_iter()
+            .map(|(pod, node)| {
+                let log = self.kubectl_ok(&["logs", "-n", namespace, &pod, "-c", container]);
+                let count = log.lines().filter(|l| l.contains(FROM_TOP_ARCHIVE)).count();
+                (pod, node, count)
             })
             .collect()
     }

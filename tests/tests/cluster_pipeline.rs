@@ -15,9 +15,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 const ROLLOUT: Duration = Duration::from_secs(300);
-/// The class+load log line of a class the JVM took from the dynamic (top) archive: the one
-/// classcache delivered, never the JDK's own base archive.
-const FROM_TOP_ARCHIVE: &str = "source: shared objects file (top)";
 
 fn step(what: &str) {
     eprintln!("\n=== {what}");
@@ -78,18 +75,6 @@ spec:
             periodSeconds: 1
 "#
     )
-}
-
-/// How many classes each pod's JVM says it loaded from the delivered archive, by node.
-fn classes_from_archive(c: &Cluster, namespace: &str, app: &str) -> Vec<(String, String, usize)> {
-    c.pods(namespace, &format!("app={app}"))
-        .into_iter()
-        .map(|(pod, node)| {
-            let log = c.kubectl_ok(&["logs", "-n", namespace, &pod, "-c", "app"]);
-            let count = log.lines().filter(|l| l.contains(FROM_TOP_ARCHIVE)).count();
-            (pod, node, count)
-        })
-        .collect()
 }
 
 fn template_of(c: &Cluster, namespace: &str, name: &str) -> Value {
@@ -175,7 +160,7 @@ fn pipeline_on_real_nodes() {
     c.apply(&app_deployment("shop", &ns.name, app_image, 2));
     c.rollout_status(&ns.name, "deploy/shop", ROLLOUT);
     let before = template_of(c, &ns.name, "shop");
-    for (pod, node, count) in classes_from_archive(c, &ns.name, "shop") {
+    for (pod, node, count) in c.classes_from_archive(&ns.name, "shop", "app") {
         assert_eq!(count, 0, "{pod} on {node} used an archive before enable");
     }
     c.plugin_ok(&["enable", "deploy/shop", "-n", &ns.name]);
@@ -193,7 +178,7 @@ fn pipeline_on_real_nodes() {
         tool_options.contains("-Xlog:class+load=info:stdout -Xmx128m"),
         "the workload's own JVM options must survive enable: {tool_options}"
     );
-    let counts = classes_from_archive(c, &ns.name, "shop");
+    let counts = c.classes_from_archive(&ns.name, "shop", "app");
     let mut used_on: Vec<_> = counts.iter().map(|(_, n, _)| n.clone()).collect();
     used_on.sort();
     assert_eq!(used_on, nodes, "a pod on every node: {counts:?}");
@@ -269,7 +254,7 @@ fn pipeline_on_real_nodes() {
         "copy",
     ]);
     c.rollout_status(&restricted.name, "deploy/shop", ROLLOUT);
-    for (pod, node, count) in classes_from_archive(c, &restricted.name, "shop") {
+    for (pod, node, count) in c.classes_from_archive(&restricted.name, "shop", "app") {
         assert!(
             count >= 500,
             "{pod} on {node} (copy mode) loaded {count} classes from the archive"
@@ -296,7 +281,7 @@ fn pipeline_on_real_nodes() {
         before,
         "disable must restore the template exactly"
     );
-    for (pod, node, count) in classes_from_archive(c, &ns.name, "shop") {
+    for (pod, node, count) in c.classes_from_archive(&ns.name, "shop", "app") {
         assert_eq!(
             count, 0,
             "{pod} on {node} still uses the archive after disable"
@@ -323,7 +308,7 @@ fn pipeline_on_real_nodes() {
         .concat(),
     );
     c.rollout_status(&open.name, "deploy/open", ROLLOUT);
-    for (pod, node, count) in classes_from_archive(c, &open.name, "open") {
+    for (pod, node, count) in c.classes_from_archive(&open.name, "open", "app") {
         assert_eq!(
             count, 0,
             "{pod} on {node} cannot have the archive without a fetcher"

@@ -5,13 +5,10 @@
 //! Tomcat answers HTTP inside the cluster.
 
 use classcache_e2e::apps::{tomcat_image, train_tomcat, APP_USER, TOMCAT_PORT};
-use classcache_e2e::cluster::{cluster, exclusive, Cluster};
+use classcache_e2e::cluster::{cluster, exclusive};
 use std::time::Duration;
 
 const ROLLOUT: Duration = Duration::from_secs(300);
-/// The class+load log line of a class the JVM took from the dynamic (top) archive: the one
-/// classcache delivered, never the JDK's own base archive.
-const FROM_TOP_ARCHIVE: &str = "source: shared objects file (top)";
 /// Tomcat with its webapps loads a few thousand classes; several hundred of them must come
 /// from the archive in the pod.
 const MIN_FROM_ARCHIVE: usize = 500;
@@ -63,18 +60,6 @@ spec:
     )
 }
 
-/// The JVM log of each running pod of `app`: (pod, node, classes from the top archive, log).
-fn classes_from_archive(c: &Cluster, namespace: &str, app: &str) -> Vec<(String, String, usize)> {
-    c.pods(namespace, &format!("app={app}"))
-        .into_iter()
-        .map(|(pod, node)| {
-            let log = c.kubectl_ok(&["logs", "-n", namespace, &pod, "-c", "tomcat"]);
-            let count = log.lines().filter(|l| l.contains(FROM_TOP_ARCHIVE)).count();
-            (pod, node, count)
-        })
-        .collect()
-}
-
 #[test]
 fn tomcat_non_root_loads_from_the_archive_on_real_nodes() {
     let c = cluster();
@@ -107,13 +92,13 @@ fn tomcat_non_root_loads_from_the_archive_on_real_nodes() {
     let ns = c.namespace("tomcat", &[]);
     c.apply(&tomcat_deployment("tomcat", &ns.name, &image));
     c.rollout_status(&ns.name, "deploy/tomcat", ROLLOUT);
-    for (pod, node, count) in classes_from_archive(c, &ns.name, "tomcat") {
+    for (pod, node, count) in c.classes_from_archive(&ns.name, "tomcat", "tomcat") {
         assert_eq!(count, 0, "{pod} on {node} used an archive before enable");
     }
     c.plugin_ok(&["enable", "deploy/tomcat", "-n", &ns.name]);
     c.rollout_status(&ns.name, "deploy/tomcat", ROLLOUT);
 
-    let counts = classes_from_archive(c, &ns.name, "tomcat");
+    let counts = c.classes_from_archive(&ns.name, "tomcat", "tomcat");
     assert_eq!(counts.len(), 1, "one Tomcat pod: {counts:?}");
     let (pod, node, count) = &counts[0];
     eprintln!("{pod} on {node}: {count} classes from the archive (JVM log)");

@@ -2,7 +2,7 @@
 //! kubectl, the plugin with the admin kubeconfig, namespaces that clean up, the test CRDs, and
 //! the cross-process lock on cluster-wide state. It must not start or stop the cluster.
 
-use classcache_e2e::{harness, unique_name, Harness};
+use classcache_e2e::{unique_name, Harness};
 use serde_json::Value;
 use std::fs::File;
 use std::io::Write;
@@ -24,32 +24,16 @@ pub struct Real {
 
 /// The cluster; panics (never skips) when the harness has none.
 pub fn real() -> &'static Real {
-    static REAL: OnceLock<Result<Real, String>> = OnceLock::new();
-    let real = REAL.get_or_init(|| {
-        let h = harness();
-        let get = |name: &str| {
-            h.env.get(name).cloned().ok_or_else(|| {
-                format!(
-                    "{} has no {name}: the harness's Kubernetes cluster is not running; start it with \
-                     tests/harness/up.sh (without CLASSCACHE_HARNESS_CLUSTER=0)",
-                    h.harness_dir.join("env").display()
-                )
-            })
-        };
-        Ok(Real {
-            harness: h,
-            kubeconfig: get("CLASSCACHE_KUBECONFIG")?.into(),
-            kubectl: get("CLASSCACHE_KUBECTL")?.into(),
-            nodes: get("CLASSCACHE_CLUSTER_NODES")?
-                .split_whitespace()
-                .map(str::to_string)
-                .collect(),
-        })
-    });
-    match real {
-        Ok(real) => real,
-        Err(message) => panic!("{message}"),
-    }
+    static REAL: OnceLock<Real> = OnceLock::new();
+    REAL.get_or_init(|| {
+        let c = classcache_e2e::cluster::cluster();
+        Real {
+            harness: c.harness,
+            kubeconfig: c.kubeconfig.clone(),
+            kubectl: c.kubectl.clone(),
+            nodes: c.nodes.clone(),
+        }
+    })
 }
 
 /// Held while a test depends on cluster-wide state: shared by tests that enable workloads
@@ -58,24 +42,14 @@ pub fn real() -> &'static Real {
 /// same lock as `classcache_e2e::cluster::exclusive`.
 pub struct ClusterLock(#[allow(dead_code)] File);
 
-fn lock_file(h: &Harness) -> File {
-    let path = h.harness_dir.join("cluster-install.lock");
-    File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
-}
-
 pub fn shared_lock() -> ClusterLock {
-    let file = lock_file(real().harness);
+    let file = classcache_e2e::cluster::lock_file();
     file.lock_shared().expect("flock LOCK_SH");
     ClusterLock(file)
 }
 
 pub fn exclusive_lock() -> ClusterLock {
-    let file = lock_file(real().harness);
+    let file = classcache_e2e::cluster::lock_file();
     file.lock().expect("flock LOCK_EX");
     ClusterLock(file)
 }
