@@ -75,22 +75,27 @@ pub fn lock_file() -> std::fs::File {
 /// classcache delivered, never the JDK's own base archive.
 pub const FROM_TOP_ARCHIVE: &str = "source: shared objects file (top)";
 
-/// The directory the workspace's binaries are built into (`target/debug`), found from the
-/// running test executable (`target/debug/deps/<test>`), since Cargo gives a test the paths of
-/// its own package's binaries only.
+/// A workspace binary (`kubectl-classcache`, `classcache-build`), found beside the running test
+/// executable (`target/<profile>/deps/<test>` -> `target/<profile>/<name>`), since Cargo gives a
+/// test the paths of its own package's binaries only. A benchmark (profile `release`) falls
+/// back to the `debug` build that `cargo build --workspace` makes.
 pub fn workspace_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test executables live in target/<profile>/deps");
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing; build the workspace first (cargo test --workspace builds every binary)",
-        path.display()
-    );
-    path
+    let candidates = [dir.join(name), dir.with_file_name("debug").join(name)];
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{} is missing; build the workspace first (`cargo build --workspace`; `cargo test --workspace` builds every binary too)",
+                candidates[0].display()
+            )
+        })
 }
 
 impl Cluster {
@@ -309,6 +314,65 @@ impl Cluster {
                 (pod, node, count)
             })
             .collect()
+    }
+
+    /// The layer (digest, size) of the archive `reference` (`repo@sha256:…`, an archive
+    /// manifest or an index of them, whose first entry is taken), read from the registry.
+    pub fn archive_layer(&self, reference: &str) -> (String, u64) {
+        let (repository, digest) = reference.rsplit_once('@').expect("a pinned reference");
+        let path = repository.split_once('/').expect("registry/repository").1;
+        let url = format!(
+            "{}/v2/{path}/manifests/{digest}",
+            self.harness.registry_url()
+        );
+        let output = Command::new("curl")
+            .args([
+                "-fsS",
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+                &url,
+            ])
+            .output()
+            .expect("curl runs");
+        let manifest: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{url}: {e}: {}", String::from_utf8_lossy(&output.stderr)));
+        if let Some(first) = manifest["manifests"].as_array().and_then(|m| m.first()) {
+            let platform = format!("{repository}@{}", first["digest"].as_str().unwrap());
+            return self.archive_layer(&platform);
+        }
+        let layer = &manifest["layers"][0];
+        (
+            layer["digest"]
+                .as_str()
+                .expect("a layer digest")
+                .to_string(),
+            layer["size"].as_u64().expect("a layer size"),
+        )
+    }
+
+    /// The registry's answered GETs of blob `digest` in the repository of `reference`, from its
+    /// access log, skipping its first `skip` lines: (requests, bytes sent).
+    pub fn registry_blob_gets(&self, reference: &str, digest: &str, skip: usize) -> (usize, u64) {
+        let repository = reference.rsplit_once('@').map_or(reference, |(r, _)| r);
+        let path = repository.split_once('/').expect("registry/repository").1;
+        let request = format!("\"GET /v2/{path}/blobs/{digest} ");
+        self.registry_log()
+            .lines()
+            .skip(skip)
+            .filter(|l| l.contains(&request))
+            .filter_map(|l| {
+                // Apache combined: … "GET /path HTTP/1.1" 200 12345 "referer" "agent"
+                let mut fields = l.split("\" ").nth(1)?.split_whitespace();
+                let status = fields.next()?;
+                let bytes = fields.next()?.parse::<u64>().ok()?;
+                status.starts_with('2').then_some(bytes)
+            })
+            .fold((0, 0), |(n, total), bytes| (n + 1, total + bytes))
+    }
+
+    /// The registry's access log (`$H/registry.log`).
+    pub fn registry_log(&self) -> String {
+        std::fs::read_to_string(self.harness.harness_dir.join("registry.log")).unwrap_or_default()
     }
 
     /// The image at `source` (in the harness's Docker engine) tagged `reference` and pushed to

@@ -10,7 +10,6 @@ use classcache_e2e::apps::{example_app_image, train};
 use classcache_e2e::cluster::{cluster, exclusive, Cluster};
 use classcache_e2e::repo_root;
 use serde_json::Value;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -80,20 +79,6 @@ spec:
 fn template_of(c: &Cluster, namespace: &str, name: &str) -> Value {
     let deploy = c.get_json(&["deployment", "-n", namespace, name]);
     deploy["spec"]["template"].clone()
-}
-
-/// GET requests for the blob `digest` of the archive `reference` (`repo@…`) that the registry
-/// answered, from its access log.
-fn registry_blob_gets(c: &Cluster, reference: &str, digest: &str) -> usize {
-    let repository = reference.rsplit_once('@').unwrap().0;
-    let path = repository.split_once('/').unwrap().1;
-    let request = format!("GET /v2/{path}/blobs/{digest} ");
-    let log =
-        std::fs::read_to_string(c.harness.harness_dir.join("registry.log")).unwrap_or_default();
-    log.lines()
-        .filter(|l| l.contains(&request))
-        .filter(|l| l.contains("\" 200 ") || l.contains("\" 206 "))
-        .count()
 }
 
 #[test]
@@ -201,9 +186,9 @@ fn pipeline_on_real_nodes() {
     eprintln!("archive {archive_ref}; classes from it per pod: {counts:?}");
 
     step("the registry served the archive's layer once for the whole cluster");
-    let layer = archive_layer_digest(c, &archive_ref);
+    let (layer, _) = c.archive_layer(&archive_ref);
     assert_eq!(
-        registry_blob_gets(c, &archive_ref, &layer),
+        c.registry_blob_gets(&archive_ref, &layer, 0).0,
         1,
         "the archive layer {layer} must be pulled from the registry once per cluster"
     );
@@ -355,30 +340,4 @@ fn pipeline_on_real_nodes() {
         old.iter().any(|p| ready(p)),
         "the old pod keeps serving during the held rollout: {pods:#}"
     );
-}
-
-/// The layer digest of the archive manifest `reference` (`repo@sha256:…`) names.
-fn archive_layer_digest(c: &Cluster, reference: &str) -> String {
-    let (repository, digest) = reference.rsplit_once('@').unwrap();
-    let path = repository.split_once('/').unwrap().1;
-    let url = format!("{}/v2/{path}/manifests/{digest}", c.harness.registry_url());
-    let output = Command::new("curl")
-        .args([
-            "-fsS",
-            "-H",
-            "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    let manifest: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{url}: {e}: {}", String::from_utf8_lossy(&output.stderr)));
-    if let Some(first) = manifest["manifests"].as_array().and_then(|m| m.first()) {
-        let platform = format!("{repository}@{}", first["digest"].as_str().unwrap());
-        return archive_layer_digest(c, &platform);
-    }
-    manifest["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }

@@ -1,0 +1,277 @@
+//! Benchmark on the harness's real cluster: pod start (to Ready, and to the app's start-up line)
+//! with and without the archive on the node, registry bytes per archive per cluster, and page
+//! sharing (Σ Pss / Σ Rss of the archive's mappings) across JVM pods on one node.
+//!
+//! `cargo bench -p classcache-e2e --bench cluster_pods` (BENCH_RUNS, default 5, starts per
+//! variant; BENCH_PODS, default 3, JVMs on one node). Ratios within one run: these machines are
+//! noisy. It installs the fetcher, and leaves it installed.
+
+use classcache_e2e::apps::{example_app_image, train};
+use classcache_e2e::cluster::{cluster, exclusive, Cluster};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const START_LINE: &str = "shop started in";
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A Deployment of the example app pinned to one node, with no replicas yet.
+fn deployment(name: &str, namespace: &str, image: &str, node: &str, extra_options: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      nodeSelector: {{kubernetes.io/hostname: {node}}}
+      terminationGracePeriodSeconds: 1
+      securityContext: {{runAsNonRoot: true, runAsUser: 65532}}
+      containers:
+        - name: app
+          image: {image}
+          args: ["serve"]
+          env:
+            - {{name: JAVA_TOOL_OPTIONS, value: "-Xmx128m {extra_options}"}}
+"#
+    )
+}
+
+fn scale(c: &Cluster, namespace: &str, name: &str, replicas: usize) {
+    c.kubectl_ok(&[
+        "scale",
+        "-n",
+        namespace,
+        &format!("deploy/{name}"),
+        &format!("--replicas={replicas}"),
+    ]);
+}
+
+fn wait_no_pods(c: &Cluster, namespace: &str, app: &str) {
+    c.wait_for(
+        &format!("the pods of {app} to be gone"),
+        Duration::from_secs(120),
+        || {
+            let pods = c.get_json(&["pods", "-n", namespace, "-l", &format!("app={app}")]);
+            pods["items"].as_array()?.is_empty().then_some(())
+        },
+        || c.describe_namespace(namespace),
+    );
+}
+
+/// Scales `app` from 0 to 1 and returns (seconds to Ready, seconds to the start-up line).
+fn one_start(c: &Cluster, namespace: &str, app: &str) -> (f64, f64) {
+    wait_no_pods(c, namespace, app);
+    let started = Instant::now();
+    scale(c, namespace, app, 1);
+    let mut ready = None;
+    let mut line = None;
+    let selector = format!("app={app}");
+    while ready.is_none() || line.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "{app} did not start\n{}",
+            c.describe_namespace(namespace)
+        );
+        let pods = c.get_json(&["pods", "-n", namespace, "-l", &selector]);
+        if let Some(pod) = pods["items"].as_array().and_then(|p| p.first()) {
+            let is_ready = pod["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            if is_ready && ready.is_none() {
+                ready = Some(started.elapsed().as_secs_f64());
+            }
+            if line.is_none() {
+                let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+                let logs = c.kubectl(&["logs", "-n", namespace, name, "-c", "app"]);
+                if String::from_utf8_lossy(&logs.stdout).contains(START_LINE) {
+                    line = Some(started.elapsed().as_secs_f64());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    scale(c, namespace, app, 0);
+    (ready.unwrap(), line.unwrap())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Σ Pss and Σ Rss (kB) of every mapping of `file_name` in every process on this machine (the
+/// nodes share the host's PID namespace), and how many processes map it.
+fn archive_mappings(file_name: &str) -> (u64, u64, usize) {
+    let (mut pss, mut rss, mut processes) = (0, 0, 0);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let smaps = entry.path().join("smaps");
+        let Ok(text) = std::fs::read_to_string(&smaps) else {
+            continue;
+        };
+        let mut inside = false;
+        let mut found = false;
+        for line in text.lines() {
+            let first = line.split_whitespace().next().unwrap_or_default();
+            if first.contains('-') && !first.ends_with(':') {
+                inside = line.ends_with(file_name);
+                found |= inside;
+            } else if inside {
+                let value = |prefix: &str| {
+                    line.strip_prefix(prefix)
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                };
+                if let Some(v) = value("Pss:") {
+                    pss += v;
+                }
+                if let Some(v) = value("Rss:") {
+                    rss += v;
+                }
+            }
+        }
+        processes += usize::from(found);
+    }
+    (pss, rss, processes)
+}
+
+fn sharing(c: &Cluster, namespace: &str, app: &str, pods: usize, file_name: &str) -> (f64, usize) {
+    wait_no_pods(c, namespace, app);
+    scale(c, namespace, app, pods);
+    c.rollout_status(
+        namespace,
+        &format!("deploy/{app}"),
+        Duration::from_secs(300),
+    );
+    c.wait_for(
+        "every JVM to print its start-up line",
+        Duration::from_secs(120),
+        || {
+            let names = c.pods(namespace, &format!("app={app}"));
+            names
+                .iter()
+                .all(|(pod, _)| {
+                    let logs = c.kubectl(&["logs", "-n", namespace, pod, "-c", "app"]);
+                    String::from_utf8_lossy(&logs.stdout).contains(START_LINE)
+                })
+                .then_some(())
+        },
+        || c.describe_namespace(namespace),
+    );
+    let (pss, rss, processes) = archive_mappings(file_name);
+    scale(c, namespace, app, 0);
+    (pss as f64 / rss.max(1) as f64, processes)
+}
+
+fn main() {
+    let runs = env_number("BENCH_RUNS", 5).max(1);
+    let pods = env_number("BENCH_PODS", 3).max(2);
+    let c = cluster();
+    let _serial = exclusive();
+    let h = c.harness;
+    let node = c.nodes[0].clone();
+    eprintln!("cluster_pods: training the example app and installing the fetcher");
+    let image = example_app_image(h);
+    train(h, &image, &[]);
+    c.fetcher_image();
+    c.plugin_ok(&["install"]);
+    c.rollout_status(
+        "classcache",
+        "ds/classcache-fetcher",
+        Duration::from_secs(300),
+    );
+    let ns = c.namespace("bench", &[]);
+
+    c.apply(&deployment("plain", &ns.name, &image, &node, ""));
+    c.apply(&deployment("enabled", &ns.name, &image, &node, ""));
+    c.plugin_ok(&["enable", "deploy/enabled", "-n", &ns.name]);
+    let template = c.get_json(&["deployment", "-n", &ns.name, "enabled"]);
+    let annotation = template["spec"]["template"]["metadata"]["annotations"]
+        ["classcache.io/archive"]
+        .as_str()
+        .expect("enable pins the archive");
+    let pinned: Value = serde_json::from_str(annotation).unwrap();
+    let reference = pinned["app"].as_str().unwrap().to_string();
+    let digest = reference.rsplit_once('@').unwrap().1.to_string();
+    let (layer, layer_size) = c.archive_layer(&reference);
+    let log_lines = || c.registry_log().lines().count();
+    let file_name = classcache_core::paths::published_file_name(&digest);
+
+    // The first enabled start on a node with no copy: the registry pull and unpack included.
+    let log_mark = log_lines();
+    let (first_ready, first_line) = one_start(c, &ns.name, "enabled");
+    let (_, served) = c.registry_blob_gets(&reference, &layer, log_mark);
+
+    let mut plain = (vec![], vec![]);
+    let mut enabled = (vec![], vec![]);
+    for _ in 0..runs {
+        let (r, l) = one_start(c, &ns.name, "plain");
+        plain.0.push(r);
+        plain.1.push(l);
+        let (r, l) = one_start(c, &ns.name, "enabled");
+        enabled.0.push(r);
+        enabled.1.push(l);
+    }
+    // Every node gets the archive: the registry must not be asked again.
+    let second = c.nodes.get(1).cloned();
+    let log_mark2 = log_lines();
+    if let Some(other) = &second {
+        c.apply(&deployment("other", &ns.name, &image, other, ""));
+        c.plugin_ok(&["enable", "deploy/other", "-n", &ns.name]);
+        one_start(c, &ns.name, "other");
+    }
+    let (_, served_again) = c.registry_blob_gets(&reference, &layer, log_mark2);
+
+    let (shared_mode0, mapped0) = sharing(c, &ns.name, "enabled", pods, &file_name);
+    // The JVM's default since JDK 20 and in Debian's 17.0.15: relocate the archive.
+    c.kubectl_ok(&[
+        "set",
+        "env",
+        "-n",
+        &ns.name,
+        "deploy/enabled",
+        "-c",
+        "app",
+        &format!(
+            "JAVA_TOOL_OPTIONS={} -XX:ArchiveRelocationMode=1",
+            template["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["name"] == "JAVA_TOOL_OPTIONS")
+                .and_then(|e| e["value"].as_str())
+                .unwrap()
+        ),
+    ]);
+    let (shared_mode1, mapped1) = sharing(c, &ns.name, "enabled", pods, &file_name);
+
+    let (pr, pl) = (median(plain.0), median(plain.1));
+    let (er, el) = (median(enabled.0), median(enabled.1));
+    println!(
+        "cluster_pods on {} ({} runs per variant, medians)",
+        c.version, runs
+    );
+    println!("  pod start, scale 0->1 on {node}:");
+    println!("    without archive        Ready {pr:6.2} s   start-up line {pl:6.2} s");
+    println!("    archive on the node    Ready {er:6.2} s   start-up line {el:6.2} s   (with/without: Ready {:.2}, line {:.2})", er / pr, el / pl);
+    println!(
+        "    first start, no copy   Ready {first_ready:6.2} s   start-up line {first_line:6.2} s"
+    );
+    println!(
+        "  registry: the archive layer ({layer_size} bytes) was sent {served} bytes for the first node and {served_again} for the second: {:.2} copies per cluster",
+        (served + served_again) as f64 / layer_size as f64
+    );
+    println!(
+        "  page sharing, {pods} JVM pods on {node}: sum Pss / sum Rss = {shared_mode0:.3} (ArchiveRelocationMode=0, {mapped0} processes map it), {shared_mode1:.3} with the default relocation ({mapped1} processes); ideal 1/{pods} = {:.3}",
+        1.0 / pods as f64
+    );
+}
