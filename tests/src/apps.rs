@@ -11,7 +11,7 @@
 use crate::cluster::workspace_binary;
 use crate::{repo_root, unique_name, Harness};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -34,43 +34,58 @@ pub const TOMCAT_WARMUP_PATHS: &[&str] = &[
     "/examples/servlets/servlet/HelloWorldExample",
 ];
 
-/// The example app as a non-root image in the harness registry (built once per process).
-/// Returns its reference, `127.0.0.1:5055/cluster/shop-…:1`.
+/// The example app's jar, built once per test process with the project's own script
+/// (`examples/build-example-app.sh`); it lives as long as the process.
+pub fn example_jar() -> &'static Path {
+    static JAR: OnceLock<PathBuf> = OnceLock::new();
+    JAR.get_or_init(|| {
+        let out = tempfile::tempdir().unwrap().keep();
+        let status = Command::new("bash")
+            .arg(repo_root().join("examples/build-example-app.sh"))
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run examples/build-example-app.sh");
+        assert!(status.success(), "examples/build-example-app.sh failed");
+        out.join("app.jar")
+    })
+}
+
+/// An image of the example app (`examples/docker/Dockerfile`) `FROM base` with `cmd` and the
+/// `extra_dockerfile` lines, pushed to the harness registry under a fresh repository.
+/// Returns (reference, repository, platform manifest digest).
+pub fn app_image(
+    h: &Harness,
+    base: &str,
+    cmd: &[&str],
+    extra_dockerfile: &str,
+) -> (String, String, String) {
+    let context = tempfile::tempdir().unwrap();
+    std::fs::copy(example_jar(), context.path().join("app.jar")).unwrap();
+    let dockerfile =
+        std::fs::read_to_string(repo_root().join("examples/docker/Dockerfile")).unwrap();
+    let dockerfile = dockerfile.replace(
+        "ARG BASE=eclipse-temurin:25-jre",
+        &format!("ARG BASE={base}"),
+    );
+    let cmd_json = serde_json::to_string(cmd).unwrap();
+    let dockerfile = format!("{dockerfile}\nCMD {cmd_json}\n{extra_dockerfile}\n");
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    let repository = h.registry_ref(&unique_name("build-test/app"));
+    let reference = format!("{repository}:1");
+    h.docker_build(context.path(), &reference);
+    h.docker_ok(&["push", "-q", &reference]);
+    let digest = h.repo_digest(&reference);
+    (reference, repository, digest)
+}
+
+/// The example app on the harness's JDK 17 as the non-root user [`APP_USER`], as production
+/// images run, in the harness registry (built once per process). Its CMD trains (`run`);
+/// Deployments pass `serve`. Returns its reference.
 pub fn example_app_image(h: &Harness) -> String {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE
-        .get_or_init(|| {
-            let jar_dir = tempfile::tempdir().unwrap();
-            let status = Command::new("bash")
-                .arg(repo_root().join("examples/build-example-app.sh"))
-                .arg(jar_dir.path())
-                .stdout(Stdio::null())
-                .status()
-                .expect("run examples/build-example-app.sh");
-            assert!(status.success(), "examples/build-example-app.sh failed");
-            let context = tempfile::tempdir().unwrap();
-            std::fs::copy(
-                jar_dir.path().join("app.jar"),
-                context.path().join("app.jar"),
-            )
-            .unwrap();
-            let dockerfile =
-                std::fs::read_to_string(repo_root().join("examples/docker/Dockerfile")).unwrap();
-            let dockerfile = dockerfile.replace(
-                "ARG BASE=eclipse-temurin:25-jre",
-                &format!("ARG BASE={}", h.jdk17_image),
-            );
-            // As production images do: the JVM runs as a user that owns nothing on the node.
-            std::fs::write(
-                context.path().join("Dockerfile"),
-                format!("{dockerfile}\nUSER {APP_USER}\n"),
-            )
-            .unwrap();
-            let image = format!("{}:1", h.registry_ref(&unique_name("cluster/shop")));
-            h.docker_build(context.path(), &image);
-            h.docker_ok(&["push", "-q", &image]);
-            image
-        })
+        .get_or_init(|| app_image(h, &h.jdk17_image, &["run"], &format!("USER {APP_USER}")).0)
         .clone()
 }
 
@@ -211,13 +226,12 @@ const TOMCAT_COMMAND: &[&str] = &[
 
 /// Debian's Tomcat 10 (with the examples, manager and host-manager webapps) on the harness's
 /// JDK 17 image, running as uid 65532, pushed to the harness registry (built once per
-/// process). Installs Debian's packages on this machine first when they are missing (needs
-/// root). Returns its reference, `127.0.0.1:5055/apps/tomcat10-…:10`.
+/// process). Returns its reference, `127.0.0.1:5055/apps/tomcat10-…:10`.
 pub fn tomcat_image(h: &Harness) -> String {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE
         .get_or_init(|| {
-            install_tomcat_packages();
+            check_tomcat_files();
             let context = tempfile::tempdir().unwrap();
             let output = Command::new("bash")
                 .arg("-c")
@@ -253,37 +267,16 @@ pub fn tomcat_image(h: &Harness) -> String {
         .clone()
 }
 
-/// `apt-get install` of Debian's Tomcat 10 packages when any file the image needs is missing.
-/// Installing `tomcat10` does not start it here (no systemd), and the image never uses the
-/// host's `tomcat` user.
-fn install_tomcat_packages() {
+/// Fails, naming the fix, when a file of Debian's Tomcat the image needs is missing:
+/// `tests/harness/up.sh` installs the packages, tests install nothing.
+fn check_tomcat_files() {
     let missing: Vec<_> = TOMCAT_HOST_FILES
         .iter()
         .filter(|f| !Path::new(f).exists())
         .collect();
-    if missing.is_empty() {
-        return;
-    }
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(TOMCAT_PACKAGES)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .output()
-    };
-    let mut output = install().expect("apt-get runs");
-    if !output.status.success() {
-        let _ = Command::new("apt-get")
-            .arg("update")
-            .stdin(Stdio::null())
-            .output();
-        output = install().expect("apt-get runs");
-    }
     assert!(
-        output.status.success(),
-        "{missing:?} missing and `apt-get install {}` failed (run it as root by hand):\n{}",
-        TOMCAT_PACKAGES.join(" "),
-        String::from_utf8_lossy(&output.stderr)
+        missing.is_empty(),
+        "{missing:?} missing: run tests/harness/up.sh, which installs {}",
+        TOMCAT_PACKAGES.join(" ")
     );
 }

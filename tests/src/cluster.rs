@@ -375,13 +375,6 @@ impl Cluster {
         std::fs::read_to_string(self.harness.harness_dir.join("registry.log")).unwrap_or_default()
     }
 
-    /// The image at `source` (in the harness's Docker engine) tagged `reference` and pushed to
-    /// the harness registry, which the nodes pull from under the same reference.
-    pub fn push_image(&self, source: &str, reference: &str) {
-        self.harness.docker_ok(&["tag", source, reference]);
-        self.harness.docker_ok(&["push", reference]);
-    }
-
     /// The fetcher image the project builds (`scripts/fetcher-image.sh`), built once per test
     /// process under its default name and loaded into every node's containerd, as an operator
     /// who builds it would; `install` and `enable` then run with their default image.

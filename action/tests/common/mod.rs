@@ -6,7 +6,7 @@
 
 use classcache_e2e::Harness;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// The repository root.
@@ -24,48 +24,10 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The example app's jar, built once per test process with the project's own script.
-pub fn example_jar() -> &'static Path {
-    static JAR: OnceLock<PathBuf> = OnceLock::new();
-    JAR.get_or_init(|| {
-        let out = scratch("example-app");
-        let status = Command::new("bash")
-            .arg(repo_root().join("examples/build-example-app.sh"))
-            .arg(&out)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run examples/build-example-app.sh");
-        assert!(status.success(), "examples/build-example-app.sh failed");
-        out.join("app.jar")
-    })
-}
-
-/// An image of the example app `FROM base` with `cmd`, pushed to the harness registry under a
-/// fresh repository. Returns (reference, repository, platform manifest digest).
-pub fn app_image(
-    h: &Harness,
-    base: &str,
-    cmd: &[&str],
-    extra_dockerfile: &str,
-) -> (String, String, String) {
-    let context = tempfile::tempdir().unwrap();
-    std::fs::copy(example_jar(), context.path().join("app.jar")).unwrap();
-    let dockerfile =
-        std::fs::read_to_string(repo_root().join("examples/docker/Dockerfile")).unwrap();
-    let dockerfile = dockerfile.replace(
-        "ARG BASE=eclipse-temurin:25-jre",
-        &format!("ARG BASE={base}"),
-    );
-    let cmd_json = serde_json::to_string(cmd).unwrap();
-    let dockerfile = format!("{dockerfile}\nCMD {cmd_json}\n{extra_dockerfile}\n");
-    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
-    let repository = h.registry_ref(&classcache_e2e::unique_name("build-test/app"));
-    let reference = format!("{repository}:1");
-    h.docker_build(context.path(), &reference);
-    h.docker_ok(&["push", "-q", &reference]);
-    let digest = h.repo_digest(&reference);
-    (reference, repository, digest)
-}
+/// The example app's jar and images: one definition for every crate's tests (each test
+/// binary uses some of them).
+#[allow(unused_imports)]
+pub use classcache_e2e::apps::{app_image, example_jar};
 
 /// A finished run of the classcache-build binary.
 pub struct BuildRun {
