@@ -33,7 +33,7 @@ fn main() {
     );
     let fixture =
         std::fs::read_to_string(common::fixtures().join("deployment-petclinic.yaml")).unwrap();
-    let deploy = fake_api::docs(&fixture)
+    let deploy = common::parse_yaml(&fixture)
         .into_iter()
         .find(|d| d["kind"] == "Deployment")
         .unwrap();

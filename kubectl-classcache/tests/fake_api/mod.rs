@@ -1,7 +1,9 @@
 //! An in-process fake Kubernetes API server over HTTP, faithful for the verbs the plugin uses:
 //! discovery, GET/LIST (label selectors, items without type meta), POST, PUT with
-//! resourceVersion conflicts, server-side apply, DELETE, `dryRun=All`, the pod proxy, and errors
-//! as real `Status` objects. It is a test double; it must not be used outside tests and benches.
+//! resourceVersion conflicts, server-side apply, DELETE, `dryRun=All`, and errors as real
+//! `Status` objects; the live tests use it only where a real API server cannot be made to
+//! misbehave on cue (a concurrent writer between GET and PUT). It is a test double; it must not
+//! be used outside tests and the startup bench (which times the first request it logs).
 #![allow(dead_code)]
 
 use axum::body::Bytes;
@@ -110,14 +112,8 @@ pub struct FakeState {
     objects: BTreeMap<Key, Value>,
     resource_version: u64,
     pub requests: Vec<Logged>,
-    /// (method, plural) pairs answered with 403.
-    pub forbidden: Vec<(String, String)>,
     /// Per object name: how many of its next PUTs meet a concurrent writer first.
     pub concurrent_writes: HashMap<String, usize>,
-    /// Pod proxy answers by (pod, path after `proxy`): HTTP status.
-    pub proxy: HashMap<(String, String), u16>,
-    /// Serve Argo Rollouts (the CRD is "installed").
-    pub rollouts_installed: bool,
 }
 
 pub struct FakeApi {
@@ -129,19 +125,12 @@ pub struct FakeApi {
 
 impl FakeApi {
     /// Starts the server on 127.0.0.1:0 in a thread of its own and writes a kubeconfig for it
-    /// (context `fake`, namespace `shop`; context `down` points at a closed port).
+    /// (context `fake`, namespace `shop`).
     pub fn start() -> FakeApi {
-        let state = Arc::new(Mutex::new(FakeState {
-            rollouts_installed: true,
-            ..Default::default()
-        }));
+        let state = Arc::new(Mutex::new(FakeState::default()));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
         let app = Router::new().fallback(handle).with_state(state.clone());
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -158,7 +147,7 @@ impl FakeApi {
         std::fs::write(
             &kubeconfig,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\n- name: down\n  cluster:\n    server: http://{closed}\nusers:\n- name: tester\n  user:\n    token: fake-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n    namespace: shop\n- name: down\n  context:\n    cluster: down\n    user: tester\ncurrent-context: fake\n"
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\nusers:\n- name: tester\n  user:\n    token: fake-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\n    namespace: shop\ncurrent-context: fake\n"
             ),
         )
         .unwrap();
@@ -209,16 +198,6 @@ impl FakeApi {
             .objects
             .get(&(group.into(), plural.into(), ns.into(), name.into()))
             .cloned()
-    }
-
-    pub fn count(&self, group: &str, plural: &str) -> usize {
-        self.state
-            .lock()
-            .unwrap()
-            .objects
-            .keys()
-            .filter(|k| k.0 == group && k.1 == plural)
-            .count()
     }
 
     pub fn requests(&self) -> Vec<Logged> {
@@ -374,8 +353,6 @@ async fn handle(
         at: Instant::now(),
     });
     let segs: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
-    let rollouts = s.rollouts_installed;
-    let served = |k: &&Kind| rollouts || k.group != "argoproj.io";
     match segs.as_slice() {
         ["version"] => {
             return ok(json!({"major": "1", "minor": "31", "gitVersion": "v1.31.0-fake"}))
@@ -387,7 +364,7 @@ async fn handle(
         }
         ["apis"] => {
             let mut groups: Vec<Value> = vec![];
-            for kind in KINDS.iter().filter(served).filter(|k| !k.group.is_empty()) {
+            for kind in KINDS.iter().filter(|k| !k.group.is_empty()) {
                 if !groups.iter().any(|g| g["name"] == kind.group) {
                     let gv = json!({"groupVersion": api_version(kind), "version": kind.version});
                     groups.push(json!({"name": kind.group, "versions": [gv.clone()], "preferredVersion": gv}));
@@ -403,7 +380,6 @@ async fn handle(
             };
             let resources: Vec<Value> = KINDS
                 .iter()
-                .filter(served)
                 .filter(|k| k.group == group && k.version == version)
                 .map(|k| json!({"name": k.plural, "singularName": k.kind.to_lowercase(), "namespaced": k.namespaced, "kind": k.kind,
                     "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": k.short}))
@@ -451,7 +427,6 @@ async fn handle(
     };
     let Some(kind) = KINDS
         .iter()
-        .filter(served)
         .find(|k| k.group == group && k.version == version && k.plural == plural)
         .copied()
     else {
@@ -471,30 +446,6 @@ async fn handle(
         (&Method::DELETE, _) => "delete",
         _ => "other",
     };
-    if s.forbidden.iter().any(|(v, p)| v == verb && p == plural) {
-        let scope = ns
-            .map(|n| format!(" in the namespace \"{n}\""))
-            .unwrap_or_else(|| " at the cluster scope".into());
-        return status(
-            403,
-            "Forbidden",
-            format!("{} \"{}\" is forbidden: User \"tester\" cannot {verb} resource \"{plural}\" in API group \"{group}\"{scope}", resource_name(&kind), name.unwrap_or_default()),
-            json!({"name": name, "group": group, "kind": plural}),
-        );
-    }
-    if sub == ["proxy"] || sub.first() == Some(&"proxy") {
-        let (pod, _port) = name
-            .unwrap_or_default()
-            .split_once(':')
-            .unwrap_or((name.unwrap_or_default(), ""));
-        let path = format!("/{}", sub[1..].join("/"));
-        let code = s
-            .proxy
-            .get(&(pod.to_string(), path))
-            .copied()
-            .unwrap_or(404);
-        return (StatusCode::from_u16(code).unwrap(), "proxied").into_response();
-    }
     if !sub.is_empty() {
         return status(
             404,
@@ -709,26 +660,4 @@ async fn handle(
             json!({}),
         ),
     }
-}
-
-/// Reads the objects of a YAML fixture.
-pub fn docs(text: &str) -> Vec<Value> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).unwrap();
-    docs.into_iter().filter(|d| !d.is_null()).collect()
-}
-
-/// Strips what the server adds, to compare templates and specs.
-pub fn without_server_fields(mut v: Value) -> Value {
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        for f in [
-            "resourceVersion",
-            "uid",
-            "creationTimestamp",
-            "generation",
-            "managedFields",
-        ] {
-            m.remove(f);
-        }
-    }
-    v
 }
