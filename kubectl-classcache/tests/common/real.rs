@@ -2,38 +2,33 @@
 //! kubectl, the plugin with the admin kubeconfig, namespaces that clean up, the test CRDs, and
 //! the cross-process lock on cluster-wide state. It must not start or stop the cluster.
 
-use classcache_e2e::{unique_name, Harness};
+use classcache_e2e::cluster::Cluster;
+use classcache_e2e::unique_name;
 use serde_json::Value;
 use std::fs::File;
-use std::io::Write;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The label every test namespace carries (the e2e tests delete such namespaces in bulk).
 pub const TEST_LABEL: (&str, &str) = ("classcache-test", "true");
 
-/// The harness's cluster, as `cluster-up.sh` wrote it to `$H/env`.
-pub struct Real {
-    pub harness: &'static Harness,
-    pub kubeconfig: PathBuf,
-    pub kubectl: PathBuf,
-    pub nodes: Vec<String>,
+/// The harness's cluster (`classcache_e2e::cluster::Cluster`: kubectl, apply, kubeconfig,
+/// nodes), with what the plugin's live tests add to it.
+pub struct Real(&'static Cluster);
+
+impl Deref for Real {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        self.0
+    }
 }
 
 /// The cluster; panics (never skips) when the harness has none.
 pub fn real() -> &'static Real {
     static REAL: OnceLock<Real> = OnceLock::new();
-    REAL.get_or_init(|| {
-        let c = classcache_e2e::cluster::cluster();
-        Real {
-            harness: c.harness,
-            kubeconfig: c.kubeconfig.clone(),
-            kubectl: c.kubectl.clone(),
-            nodes: c.nodes.clone(),
-        }
-    })
+    REAL.get_or_init(|| Real(classcache_e2e::cluster::cluster()))
 }
 
 /// Held while a test depends on cluster-wide state: shared by tests that enable workloads
@@ -48,48 +43,16 @@ pub fn shared_lock() -> ClusterLock {
     ClusterLock(file)
 }
 
-pub fn exclusive_lock() -> ClusterLock {
-    let file = classcache_e2e::cluster::lock_file();
-    file.lock().expect("flock LOCK_EX");
-    ClusterLock(file)
+pub fn exclusive_lock() -> classcache_e2e::cluster::ClusterWide {
+    classcache_e2e::cluster::exclusive()
 }
 
 impl Real {
-    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = self
-            .harness
-            .command(&self.kubectl)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.kubectl.display()));
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-        drop(input);
-        child.wait_with_output().unwrap()
-    }
-
-    /// kubectl; panics with its stderr when it fails; returns stdout.
-    pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        checked(args, self.kubectl(args, None))
-    }
-
-    /// `kubectl apply -f -` of a JSON object or a YAML text.
-    pub fn apply(&self, manifest: &str) -> String {
-        let args = ["apply", "-f", "-"];
-        checked(&args, self.kubectl(&args, Some(manifest)))
-    }
-
     /// `kubectl get -o json ARGS`, with managedFields (kubectl hides them by default).
     pub fn get(&self, args: &[&str]) -> Value {
-        let mut all = vec!["get", "--show-managed-fields", "-o", "json"];
+        let mut all = vec!["--show-managed-fields"];
         all.extend(args);
-        serde_json::from_str(&self.kubectl_ok(&all)).unwrap()
+        self.get_json(&all)
     }
 
     /// The object `kind/name` in `ns` as the API server stores it, or `None` when it does not exist.
@@ -98,7 +61,7 @@ impl Real {
         if let Some(ns) = ns {
             args.extend(["-n", ns]);
         }
-        let out = self.kubectl(&args, None);
+        let out = self.kubectl(&args);
         if out.status.success() {
             return Some(serde_json::from_slice(&out.stdout).unwrap());
         }
@@ -127,7 +90,10 @@ impl Real {
             r#"{{"apiVersion": "v1", "kind": "Namespace", "metadata": {{"name": "{name}", "labels": {{"{}": "{}"}}}}}}"#,
             TEST_LABEL.0, TEST_LABEL.1
         ));
-        TestNamespace { real: self, name }
+        TestNamespace {
+            cluster: self,
+            name,
+        }
     }
 
     /// The custom resources the tests use, created once (idempotently, also across processes):
@@ -223,54 +189,29 @@ impl Real {
         &self,
         what: &str,
         timeout: Duration,
-        mut check: impl FnMut() -> Option<T>,
+        check: impl FnMut() -> Option<T>,
     ) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = check() {
-                return v;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "timed out after {timeout:?} waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        self.0.wait_for(what, timeout, check, String::new)
     }
 }
 
 /// A test namespace; deleted when dropped, waiting until it is gone, so that nothing it held
 /// (an enabled workload) is still listed by a later `uninstall`.
 pub struct TestNamespace<'a> {
-    real: &'a Real,
+    cluster: &'a Cluster,
     pub name: String,
 }
 
 impl Drop for TestNamespace<'_> {
     fn drop(&mut self) {
         if std::env::var_os("CLASSCACHE_KEEP_NAMESPACES").is_none() {
-            let _ = self.real.kubectl(
-                &[
-                    "delete",
-                    "namespace",
-                    &self.name,
-                    "--wait=true",
-                    "--timeout=120s",
-                ],
-                None,
-            );
+            let _ = self.cluster.kubectl(&[
+                "delete",
+                "namespace",
+                &self.name,
+                "--wait=true",
+                "--timeout=120s",
+            ]);
         }
     }
-}
-
-fn checked(args: &[&str], out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "kubectl {} failed ({}):\n{}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
