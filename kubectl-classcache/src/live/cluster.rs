@@ -146,6 +146,20 @@ impl Cluster {
             .map_err(|e| self.explain(e, verb, what))
     }
 
+    /// Like `call`, but `None` when the object does not exist (404).
+    async fn call_if_present(
+        &self,
+        request: http::Request<Vec<u8>>,
+        verb: &str,
+        what: &str,
+    ) -> Result<Option<Value>> {
+        match self.client.request::<Value>(request).await {
+            Ok(obj) => Ok(Some(obj)),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(e) => Err(self.explain(e, verb, what)),
+        }
+    }
+
     pub async fn get(&self, r: &Resource, ns: Option<&str>, name: &str) -> Result<Value> {
         let req = Request::new(r.collection(ns)).get(name, &GetParams::default())?;
         self.call(req, "get", &in_namespace(&r.label(name), ns, r))
@@ -160,11 +174,8 @@ impl Cluster {
         name: &str,
     ) -> Result<Option<Value>> {
         let req = Request::new(r.collection(ns)).get(name, &GetParams::default())?;
-        match self.client.request::<Value>(req).await {
-            Ok(obj) => Ok(Some(obj)),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-            Err(e) => Err(self.explain(e, "get", &in_namespace(&r.label(name), ns, r))),
-        }
+        self.call_if_present(req, "get", &in_namespace(&r.label(name), ns, r))
+            .await
     }
 
     pub async fn list(
@@ -255,11 +266,10 @@ impl Cluster {
             ..Default::default()
         };
         let req = Request::new(r.collection(ns)).delete(name, &dp)?;
-        match self.client.request::<Value>(req).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-            Err(e) => Err(self.explain(e, "delete", &in_namespace(&r.label(name), ns, r))),
-        }
+        let deleted = self
+            .call_if_present(req, "delete", &in_namespace(&r.label(name), ns, r))
+            .await?;
+        Ok(deleted.is_some())
     }
 
     /// GET `path` on port `port` of pod `pod`, through the API server's pod proxy.
