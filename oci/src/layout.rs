@@ -7,8 +7,7 @@
 
 use crate::archive_file::{prepare_archive, PreparedArchive};
 use crate::content::{
-    self, ArchiveManifest, BlobStream, ContentRef, ContentSource, PulledArchive, RawManifest,
-    MAX_MANIFEST_BYTES,
+    self, BlobStream, ContentRef, ContentSource, PulledArchive, RawManifest, MAX_MANIFEST_BYTES,
 };
 use crate::verified::{self, Expected, WriteError};
 use bytes::Bytes;
@@ -454,19 +453,6 @@ impl OciLayout {
                 what: "no tag or digest given (use oci:DIR:TAG)".into(),
             }),
         }
-    }
-
-    /// Reads and checks the archive manifest and config at tag or digest (an index of
-    /// per-platform archives resolves to `platform`'s entry, default this machine's): the
-    /// content walk, run here and now on this thread.
-    pub fn fetch_archive(
-        &self,
-        tag: Option<&str>,
-        digest: Option<&Digest>,
-        platform: Option<&Platform>,
-    ) -> Result<ArchiveManifest, LayoutError> {
-        let reference = self.content_ref(tag, digest)?;
-        futures::executor::block_on(content::fetch_archive(self, &reference, platform))
     }
 
     /// Unpacks the archive at tag or digest to `dest` atomically, every digest checked.
