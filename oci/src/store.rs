@@ -2,7 +2,7 @@
 //! so programs take `oci:DIR[:TAG]` and `host/repo[:tag]` alike. It dispatches; it must not
 //! add behaviour of its own beyond the layout → registry copy.
 
-use crate::content::{self, ArchiveManifest, PulledArchive};
+use crate::content::{self, PulledArchive};
 use crate::layout::{LayoutError, OciLayout};
 use crate::registry::{PushedArchive, ReferrersUpdate, RegistryClient, RegistryError};
 use bytes::Bytes;
@@ -89,23 +89,6 @@ impl ArchiveStore {
         create: bool,
     ) -> Result<Self, StoreError> {
         Self::open(&location.parse()?, client, create)
-    }
-
-    /// Where this store is, for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            ArchiveStore::Registry { reference, .. } => reference.to_string(),
-            ArchiveStore::Layout {
-                layout,
-                tag,
-                digest,
-            } => ArchiveLocation::Layout {
-                dir: layout.root().to_path_buf(),
-                tag: tag.clone(),
-                digest: digest.clone(),
-            }
-            .to_string(),
-        }
     }
 
     /// Packs and stores an archive tagged with its key; also tagged with the location's own tag
@@ -215,26 +198,6 @@ impl ArchiveStore {
         }
     }
 
-    /// Reads and checks the manifest and config of the archive the location names.
-    pub async fn fetch_archive(
-        &self,
-        platform: Option<&Platform>,
-    ) -> Result<ArchiveManifest, StoreError> {
-        match self {
-            ArchiveStore::Registry { client, reference } => {
-                Ok(client.fetch_archive(reference, platform).await?)
-            }
-            ArchiveStore::Layout {
-                layout,
-                tag,
-                digest,
-            } => {
-                let reference = layout.content_ref(tag.as_deref(), digest.as_ref())?;
-                Ok(content::fetch_archive(layout, &reference, platform).await?)
-            }
-        }
-    }
-
     /// Pulls the archive the location names to `dest` (atomic, verified).
     pub async fn pull_archive(
         &self,
@@ -250,8 +213,13 @@ impl ArchiveStore {
                 tag,
                 digest,
             } => {
-                let reference = layout.content_ref(tag.as_deref(), digest.as_ref())?;
-                Ok(content::pull_archive(layout, &reference, platform, dest).await?)
+                // A layout's content walk reads files on the calling thread: off the runtime.
+                let (layout, tag, digest) = (layout.clone(), tag.clone(), digest.clone());
+                let (platform, dest) = (platform.cloned(), dest.to_path_buf());
+                blocking("layout read", move || {
+                    layout.pull_archive(tag.as_deref(), digest.as_ref(), platform.as_ref(), &dest)
+                })
+                .await
             }
         }
     }
@@ -268,27 +236,25 @@ pub async fn copy_layout_archive_to_registry(
     client: &RegistryClient,
     target: &RegistryRef,
 ) -> Result<PushedArchive, StoreError> {
-    let fetched = content::fetch_archive(layout, &layout.content_ref(tag, digest)?, None).await?;
-    let manifest_bytes =
-        std::fs::read(layout.blob_path(&fetched.manifest_digest)).map_err(|source| {
-            LayoutError::Io {
-                path: layout.blob_path(&fetched.manifest_digest),
-                source,
-            }
-        })?;
+    // The layout is read (and every byte checked) off the runtime: its reads are file reads.
+    let reference = layout.content_ref(tag, digest)?;
+    let source = layout.clone();
+    let (fetched, manifest_bytes, config_bytes) = blocking("layout read", move || {
+        let fetched =
+            futures::executor::block_on(content::fetch_archive(&source, &reference, None))?;
+        let manifest_bytes = source
+            .get_manifest(None, Some(&fetched.manifest_digest))?
+            .bytes;
+        let config_bytes = source.read_blob(&fetched.manifest.config)?;
+        Ok((fetched, manifest_bytes, config_bytes))
+    })
+    .await?;
     let manifest: &ImageManifest = &fetched.manifest;
     let repo = target.repository_only();
     let layer = fetched.layer().clone();
     let mut bytes_uploaded = client
         .push_blob_file(&repo, &layer, &layout.blob_path(&layer.digest))
         .await?;
-    let config_bytes =
-        std::fs::read(layout.blob_path(&manifest.config.digest)).map_err(|source| {
-            LayoutError::Io {
-                path: layout.blob_path(&manifest.config.digest),
-                source,
-            }
-        })?;
     bytes_uploaded += client
         .push_blob_bytes(&repo, &manifest.config, Bytes::from(config_bytes))
         .await?;
@@ -309,7 +275,7 @@ pub async fn copy_layout_archive_to_registry(
         .put_manifest(
             &repo.with_tag(&tag),
             media_types::OCI_MANIFEST,
-            Bytes::from(manifest_bytes.clone()),
+            manifest_bytes.clone(),
         )
         .await?;
     let entry = artifact::referrer_entry(
