@@ -182,13 +182,7 @@ fn main() {
     eprintln!("cluster_pods: training the example app and installing the fetcher");
     let image = example_app_image(h);
     train(h, &image, &[]);
-    c.fetcher_image();
-    c.plugin_ok(&["install"]);
-    c.rollout_status(
-        "classcache",
-        "ds/classcache-fetcher",
-        Duration::from_secs(300),
-    );
+    c.install_fetcher();
     let ns = c.namespace("bench", &[]);
 
     c.apply(&deployment("plain", &ns.name, &image, &node, ""));

@@ -375,6 +375,18 @@ impl Cluster {
         std::fs::read_to_string(self.harness.harness_dir.join("registry.log")).unwrap_or_default()
     }
 
+    /// `kubectl classcache install` with its defaults (the project's fetcher image on every
+    /// node first), then waits for a Ready fetcher on every node. Idempotent.
+    pub fn install_fetcher(&self) {
+        self.fetcher_image();
+        self.plugin_ok(&["install"]);
+        self.rollout_status(
+            "classcache",
+            "ds/classcache-fetcher",
+            Duration::from_secs(300),
+        );
+    }
+
     /// The fetcher image the project builds (`scripts/fetcher-image.sh`), built once per test
     /// process under its default name and loaded into every node's containerd, as an operator
     /// who builds it would; `install` and `enable` then run with their default image.

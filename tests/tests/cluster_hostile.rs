@@ -10,7 +10,6 @@ use classcache_core::fetcher::http::{archive_file_path, archive_path, routes};
 use classcache_core::podtemplate::FETCHER_PORT;
 use classcache_e2e::cluster::{cluster, exclusive, Cluster};
 use std::process::Command;
-use std::time::Duration;
 
 /// `curl` from this host (outside every pod) to `url`: (HTTP status, body).
 fn get(url: &str, headers: &[&str]) -> (u16, String) {
@@ -56,13 +55,7 @@ fn fetcher_restarts(c: &Cluster) -> Vec<(String, u64)> {
 fn fetchers_on_the_node_network_refuse_hostile_paths_and_keep_serving() {
     let c = cluster();
     let _serial = exclusive();
-    c.fetcher_image();
-    c.plugin_ok(&["install"]);
-    c.rollout_status(
-        "classcache",
-        "ds/classcache-fetcher",
-        Duration::from_secs(300),
-    );
+    c.install_fetcher();
     let before = fetcher_restarts(c);
     let unknown = format!("sha256:{}", "a".repeat(64));
     let node_ips = c

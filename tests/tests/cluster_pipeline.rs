@@ -131,8 +131,7 @@ fn pipeline_on_real_nodes() {
     // What an earlier, interrupted run left goes first: its namespaces, then its install.
     c.delete_stale_test_namespaces();
     let _ = c.plugin(&["uninstall", "--force"]);
-    c.plugin_ok(&["install"]);
-    c.rollout_status("classcache", "ds/classcache-fetcher", ROLLOUT);
+    c.install_fetcher();
     let fetchers = c.pods("classcache", "app.kubernetes.io/name=classcache-fetcher");
     let mut fetcher_nodes: Vec<_> = fetchers.iter().map(|(_, n)| n.clone()).collect();
     fetcher_nodes.sort();

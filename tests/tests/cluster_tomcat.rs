@@ -65,7 +65,6 @@ fn tomcat_non_root_loads_from_the_archive_on_real_nodes() {
     let c = cluster();
     let _serial = exclusive();
     let h = c.harness;
-    let _ = c.fetcher_image();
 
     step("build Debian's Tomcat 10 as a non-root image and train it in that image");
     let image = tomcat_image(h);
@@ -85,8 +84,7 @@ fn tomcat_non_root_loads_from_the_archive_on_real_nodes() {
     );
 
     step("install (idempotent): a Ready fetcher on every node");
-    c.plugin_ok(&["install"]);
-    c.rollout_status("classcache", "ds/classcache-fetcher", ROLLOUT);
+    c.install_fetcher();
 
     step("a Tomcat Deployment, enabled; its JVM loads from the archive and Tomcat answers");
     let ns = c.namespace("tomcat", &[]);
