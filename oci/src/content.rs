@@ -28,6 +28,18 @@ pub enum ContentRef {
     Digest(Digest),
 }
 
+impl ContentRef {
+    /// What a tag and a digest name together: the digest when there is one, else the tag;
+    /// `None` when neither is given.
+    pub fn from_parts(tag: Option<&str>, digest: Option<&Digest>) -> Option<Self> {
+        match (digest, tag) {
+            (Some(d), _) => Some(ContentRef::Digest(d.clone())),
+            (None, Some(t)) => Some(ContentRef::Tag(t.to_string())),
+            (None, None) => None,
+        }
+    }
+}
+
 impl fmt::Display for ContentRef {
     /// `:tag` or `@sha256:…`, to append to a source's name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -244,18 +244,12 @@ impl OciLayout {
         digest: Option<&Digest>,
     ) -> Result<Descriptor, LayoutError> {
         let index = self.read_index()?;
-        let found = match (digest, tag) {
-            (Some(d), _) => index.manifests.into_iter().find(|e| e.digest == *d),
-            (None, Some(t)) => index
+        let found = match self.content_ref(tag, digest)? {
+            ContentRef::Digest(d) => index.manifests.into_iter().find(|e| e.digest == d),
+            ContentRef::Tag(t) => index
                 .manifests
                 .into_iter()
-                .find(|e| e.annotation(ANNOTATION_REF_NAME) == Some(t)),
-            (None, None) => {
-                return Err(LayoutError::NotFound {
-                    dir: self.root.clone(),
-                    what: "no tag or digest given (use oci:DIR:TAG)".into(),
-                });
-            }
+                .find(|e| e.annotation(ANNOTATION_REF_NAME) == Some(t.as_str())),
         };
         found.ok_or_else(|| LayoutError::NotFound {
             dir: self.root.clone(),
@@ -445,14 +439,10 @@ impl OciLayout {
         tag: Option<&str>,
         digest: Option<&Digest>,
     ) -> Result<ContentRef, LayoutError> {
-        match (digest, tag) {
-            (Some(d), _) => Ok(ContentRef::Digest(d.clone())),
-            (None, Some(t)) => Ok(ContentRef::Tag(t.to_string())),
-            (None, None) => Err(LayoutError::NotFound {
-                dir: self.root.clone(),
-                what: "no tag or digest given (use oci:DIR:TAG)".into(),
-            }),
-        }
+        ContentRef::from_parts(tag, digest).ok_or_else(|| LayoutError::NotFound {
+            dir: self.root.clone(),
+            what: "no tag or digest given (use oci:DIR:TAG)".into(),
+        })
     }
 
     /// Unpacks the archive at tag or digest to `dest` atomically, every digest checked.

@@ -178,15 +178,10 @@ impl RegistryClient {
         &self,
         reference: &RegistryRef,
     ) -> Result<(RegistrySource, ContentRef), RegistryError> {
-        let named = match (&reference.digest, &reference.tag) {
-            (Some(d), _) => ContentRef::Digest(d.clone()),
-            (None, Some(t)) => ContentRef::Tag(t.clone()),
-            (None, None) => {
-                return Err(RegistryError::NoTagOrDigest {
-                    reference: reference.to_string(),
-                })
-            }
-        };
+        let named = ContentRef::from_parts(reference.tag.as_deref(), reference.digest.as_ref())
+            .ok_or_else(|| RegistryError::NoTagOrDigest {
+                reference: reference.to_string(),
+            })?;
         Ok((self.source(reference), named))
     }
 }
