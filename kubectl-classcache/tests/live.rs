@@ -5,6 +5,7 @@
 mod common;
 mod fake_api;
 
+use classcache_core::podtemplate;
 use common::real::{exclusive_lock, real, shared_lock, Real};
 use common::*;
 use fake_api::*;
@@ -520,20 +521,25 @@ fn status_shows_archive_nodes_and_pods() {
 
     let image = c.busybox_image();
     assert!(c.nodes.len() >= 2, "nodes {:?}", c.nodes);
+    // Stand-ins for the fetcher, found and asked as the real one: its pod label, its port and
+    // its archive route (the HTTP contract, classcache_core::fetcher::http).
+    let route = classcache_core::fetcher::http::archive_path(&digest);
+    let route_dir = route.rsplit_once('/').unwrap().0;
+    let (label, port) = (podtemplate::FETCHER_POD_LABEL, podtemplate::FETCHER_PORT);
     for (i, node) in c.nodes.iter().take(2).enumerate() {
         let publish = if i == 0 {
-            format!("mkdir -p /www/v1/archives && echo '{{}}' > /www/v1/archives/{digest} && ")
+            format!("mkdir -p /www{route_dir} && echo '{{}}' > /www{route} && ")
         } else {
             "mkdir -p /www && ".to_string()
         };
         c.apply(
             &json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": format!("fetcher-{node}"), "namespace": fetchers.name,
-                "labels": {"app.kubernetes.io/name": "classcache-fetcher"}},
+                "labels": {label.0: label.1}},
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
                 "containers": [{"name": "httpd", "image": image,
-                    "command": ["sh", "-c", format!("{publish}exec httpd -f -p 8787 -h /www")],
-                    "readinessProbe": {"tcpSocket": {"port": 8787}, "periodSeconds": 1}}]}})
+                    "command": ["sh", "-c", format!("{publish}exec httpd -f -p {port} -h /www")],
+                    "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1}}]}})
             .to_string(),
         );
     }
