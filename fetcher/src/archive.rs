@@ -1,7 +1,6 @@
 //! From a pinned reference to a published archive: oci's content walk over the node's small objects, then the layer through the tree, unpacked and published.
 //! It must not trust any byte it did not check against a digest.
 
-use crate::digest::Digest;
 use crate::follow::{BlockingReader, Cursor};
 use crate::metrics::ErrorKind;
 use crate::node::{Availability, BlobRef, Node, PullError};
@@ -9,6 +8,7 @@ use crate::sources::OriginError;
 use crate::store::{PublishedRecord, StoreError};
 use bytes::Bytes;
 use classcache_core::artifact::{check_blob, check_digest, ArtifactError, Platform};
+use classcache_core::digest::Digest;
 use classcache_core::oci::{Descriptor, MediaTypeProbe};
 use classcache_core::reference::RegistryRef;
 use classcache_oci::content::{

@@ -1,13 +1,13 @@
 //! Filling one download attempt from the planned sources in order, each stream resumed with Range from the current offset, with stall detection and typed errors.
 //! It must not commit or publish: it only appends to the attempt's partial file.
 
-use crate::digest::Digest;
 use crate::metrics::{ErrorKind, PeerFailure};
 use crate::node::{BlobRef, Node, Transfer};
 use crate::peers::Peer;
 use crate::ranking;
 use crate::sources::{ByteStream, OriginError, StreamError};
 use crate::store::{Partial, StoreError};
+use classcache_core::digest::Digest;
 use classcache_core::media_types::ARCHIVE_LAYER;
 use classcache_core::oci::Descriptor;
 use futures_util::StreamExt;

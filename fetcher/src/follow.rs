@@ -1,9 +1,9 @@
 //! Reading a blob while it is still being downloaded: a cursor that follows a transfer's progress (for peers over HTTP, and for unpacking).
 //! It must fail, never yield bytes, once the attempt it started on was discarded.
 
-use crate::digest::Digest;
 use crate::node::{Progress, State};
 use crate::store::Store;
+use classcache_core::digest::Digest;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;

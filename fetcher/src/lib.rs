@@ -3,7 +3,6 @@
 
 pub mod archive;
 pub mod cli;
-pub mod digest;
 pub mod discovery;
 pub mod download;
 pub mod follow;

@@ -1,12 +1,12 @@
 //! The node's downloads, one per digest (single flight): progress for followers, attempts, restarts after a digest mismatch, commit to the store.
 //! It must not publish anything: a blob reaches the store only through `Store::commit`.
 
-use crate::digest::Digest;
 use crate::download::{DownloadError, PullStep};
 use crate::metrics::{ErrorKind, Metrics, PeerFailure};
 use crate::peers::{Peer, PeerSet};
 use crate::sources::{Origin, PeerTransport};
 use crate::store::{Store, StoreError};
+use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::BlobStatus;
 use classcache_core::reference::RegistryRef;
 use std::collections::{HashMap, HashSet};

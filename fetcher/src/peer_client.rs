@@ -1,12 +1,12 @@
 //! The HTTP client of other fetchers (the node's `PeerTransport`): blob streams with Range, status and small blobs, over core's HTTP contract.
 //! It reports what peers answer; it must not choose peers or trust their bytes.
 
-use crate::digest::Digest;
 use crate::download::DownloadError;
 use crate::node::BlobRef;
 use crate::peers::Peer;
 use crate::sources::{PeerStream, PeerTransport, StreamError};
 use bytes::Bytes;
+use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::{
     self as api, BlobStatus, ATTEMPT_HEADER, COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE,
     FROM_HEADER, HOPS_HEADER,

@@ -1,7 +1,7 @@
 //! Rendezvous (highest random weight) ranking of nodes per digest and the k-ary tree over it: every node computes the same order, no coordinator.
 //! It is pure arithmetic; it must not do I/O or know whether a node is alive.
 
-use crate::digest::Digest;
+use classcache_core::digest::Digest;
 use sha2::{Digest as _, Sha256};
 
 /// The node's weight for one digest: the first 8 bytes of sha256(digest, 0, node id).

@@ -2,7 +2,6 @@
 //! It must not serve bytes of a download attempt that was discarded.
 
 use crate::archive::Archives;
-use crate::digest::Digest;
 use crate::follow::Cursor;
 use crate::metrics::Metrics;
 use crate::node::{Availability, BlobRef, Node, Progress};
@@ -14,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
+use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::{
     self as api, routes, ArchiveAnswer, ArchiveQuery, BlobQuery, StatusQuery, ATTEMPT_HEADER,
     COMPLETE_ONLY_HEADER, HOPS_HEADER,
@@ -92,7 +92,7 @@ async fn metrics(AxState(s): AxState<ServeState>) -> Response {
 type Rejected = Box<Response>;
 
 fn parse_digest(d: &str) -> Result<Digest, Rejected> {
-    d.parse().map_err(|e: crate::digest::BadDigest| {
+    d.parse().map_err(|e: classcache_core::digest::BadDigest| {
         Box::new(error(StatusCode::BAD_REQUEST, e.to_string()))
     })
 }

@@ -1,11 +1,11 @@
 //! The seams of the download logic: the registry as any `ContentSource` behind `Origin`, other fetchers as `PeerTransport`, both testable in memory.
 //! It must not store or trust content: callers verify every byte against its digest.
 
-use crate::digest::Digest;
 use crate::download::DownloadError;
 use crate::node::BlobRef;
 use crate::peers::Peer;
 use bytes::Bytes;
+use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::BlobStatus;
 use classcache_core::oci::Descriptor;
 use classcache_core::reference::RegistryRef;

@@ -12,10 +12,10 @@
 //! - `refs/<published name>.json`: what a pinned reference resolved to (for hits after restarts).
 //! - `published/<published name>`: hard links to `archives/`, named after the pinned digest.
 
-use crate::digest::Digest;
 use crate::metrics::{ErrorKind, Metrics};
 use bytes::Bytes;
 use classcache_core::artifact::{ArchiveFile, ArtifactError};
+use classcache_core::digest::Digest;
 use classcache_core::digest::Sha256Counter;
 use classcache_core::media_types::ARCHIVE_LAYER;
 use classcache_core::oci::Descriptor;

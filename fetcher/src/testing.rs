@@ -1,7 +1,6 @@
 //! Unit-test support: a node over a temp store whose registry and peers are counting, fallible in-memory `ContentSource`s (`MemorySource`).
 //! Tests only; it must not reach the network or the host's store.
 
-use crate::digest::Digest;
 use crate::download::DownloadError;
 use crate::metrics::Metrics;
 use crate::node::{BlobRef, Node, PullConfig};
@@ -10,6 +9,7 @@ use crate::sources::{ContentOrigin, OriginError, PeerStream, PeerTransport, Stre
 use crate::store::Store;
 use bytes::Bytes;
 use classcache_core::artifact::{archive_index_entry, build_archive_index, ArchiveBlobs};
+use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::BlobStatus;
 use classcache_core::key::ArchiveKind;
 use classcache_core::media_types::{self, ARCHIVE_LAYER};

@@ -9,7 +9,7 @@ use support::push_archive;
 fn sha_of(path: &std::path::Path) -> Option<String> {
     std::fs::read(path)
         .ok()
-        .map(|b| classcache_fetcher::digest::Digest::of(&b).hex().to_string())
+        .map(|b| classcache_core::digest::Digest::of(&b).hex().to_string())
 }
 
 fn stderr(out: &std::process::Output) -> String {

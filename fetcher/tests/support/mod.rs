@@ -7,13 +7,13 @@ pub mod local;
 pub mod netns;
 pub mod proxy;
 
+use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::{self as api, routes};
 use classcache_core::key::ArchiveKind;
 use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
 use classcache_core::reference::RegistryRef;
 use classcache_core::testing::sample_config;
-use classcache_fetcher::digest::Digest;
 use classcache_oci::registry::RegistryClient;
 use netns::{enter_netns, Lab, LinkRate, GATEWAY};
 use proxy::Proxy;
