@@ -5,12 +5,14 @@
 use crate::archive_file::unpack_layer_to_file;
 use bytes::Bytes;
 use classcache_core::artifact::{
-    index_platforms, parse_archive_config, parse_archive_manifest, parse_json,
+    check_digest, index_platforms, parse_archive_config, parse_archive_manifest, parse_json,
     pick_platform_archive, ArchiveConfig, ArtifactError,
 };
 use classcache_core::digest::Digest;
 use classcache_core::media_types;
-use classcache_core::oci::{Descriptor, ImageConfigPlatform, ImageIndex, ImageManifest};
+use classcache_core::oci::{
+    Descriptor, ImageConfigPlatform, ImageIndex, ImageManifest, MediaTypeProbe,
+};
 use classcache_core::platform::Platform;
 use futures_util::{Stream, StreamExt};
 use std::fmt;
@@ -59,6 +61,41 @@ pub struct RawManifest {
 }
 
 impl RawManifest {
+    /// A manifest or index read as `digest` from the source messages call `name`: at most
+    /// [`MAX_MANIFEST_BYTES`], its sha256 equal to `digest`, its media type from its body.
+    pub fn pinned(name: &str, digest: &Digest, bytes: Bytes) -> Result<Self, ArtifactError> {
+        if bytes.len() > MAX_MANIFEST_BYTES {
+            return Err(ArtifactError::BadJson {
+                reference: name.to_string(),
+                what: "manifest",
+                error: "larger than 4 MiB".into(),
+            });
+        }
+        check_digest(name, "manifest", digest, Digest::of(&bytes))?;
+        Self::from_body(name, digest.clone(), bytes, None)
+    }
+
+    /// A manifest or index whose digest the caller checked: its media type is the body's
+    /// `mediaType`, else `fallback` (what the source said); with neither it is refused.
+    pub fn from_body(
+        name: &str,
+        digest: Digest,
+        bytes: Bytes,
+        fallback: Option<String>,
+    ) -> Result<Self, ArtifactError> {
+        let media_type = MediaTypeProbe::media_type_of(&bytes)
+            .or(fallback)
+            .ok_or_else(|| ArtifactError::MissingMediaType {
+                reference: name.to_string(),
+                what: "manifest",
+            })?;
+        Ok(RawManifest {
+            media_type,
+            digest,
+            bytes,
+        })
+    }
+
     /// The descriptor of this manifest.
     pub fn descriptor(&self) -> Descriptor {
         Descriptor::new(

@@ -2,15 +2,14 @@
 //! content. It holds what it is given, even bytes that do not match their digest (to test
 //! the checks); it must not be used by programs.
 
-use crate::content::{BlobStream, ContentRef, ContentSource, RawManifest, MAX_MANIFEST_BYTES};
+use crate::content::{BlobStream, ContentRef, ContentSource, RawManifest};
 use bytes::Bytes;
 use classcache_core::artifact::{
-    check_blob, check_digest, describe_archive, pack_layer, ArchiveBlobs, ArchiveConfig,
-    ArtifactError,
+    check_blob, describe_archive, pack_layer, ArchiveBlobs, ArchiveConfig, ArtifactError,
 };
 use classcache_core::digest::Digest;
 use classcache_core::media_types;
-use classcache_core::oci::{Descriptor, MediaTypeProbe};
+use classcache_core::oci::Descriptor;
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -111,26 +110,7 @@ impl ContentSource for MemorySource {
 
     async fn get_manifest(&self, reference: &ContentRef) -> Result<RawManifest, MemoryError> {
         let (digest, bytes) = self.find(reference)?;
-        let name = self.name(reference);
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(ArtifactError::BadJson {
-                reference: name,
-                what: "manifest",
-                error: "larger than 4 MiB".into(),
-            }
-            .into());
-        }
-        check_digest(&name, "manifest", &digest, Digest::of(&bytes))?;
-        let media_type =
-            MediaTypeProbe::media_type_of(&bytes).ok_or(ArtifactError::MissingMediaType {
-                reference: name,
-                what: "manifest",
-            })?;
-        Ok(RawManifest {
-            media_type,
-            digest,
-            bytes,
-        })
+        Ok(RawManifest::pinned(&self.name(reference), &digest, bytes)?)
     }
 
     async fn get_blob(&self, descriptor: &Descriptor) -> Result<Bytes, MemoryError> {

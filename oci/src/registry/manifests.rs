@@ -56,17 +56,7 @@ impl RegistryClient {
         if let Some(header) = header_digest {
             artifact::check_digest(&name, "manifest", &header, digest.clone())?;
         }
-        let media_type = MediaTypeProbe::media_type_of(&bytes)
-            .or(content_type)
-            .ok_or_else(|| ArtifactError::MissingMediaType {
-                reference: name.clone(),
-                what: "manifest",
-            })?;
-        Ok(RawManifest {
-            media_type,
-            digest,
-            bytes,
-        })
+        Ok(RawManifest::from_body(&name, digest, bytes, content_type)?)
     }
 
     /// Whether a manifest exists, and its descriptor (`HEAD`), without reading it.

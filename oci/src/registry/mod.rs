@@ -29,7 +29,7 @@ use bytes::Bytes;
 use classcache_core::artifact::{self, ArchiveConfig, ArtifactError};
 use classcache_core::digest::Digest;
 use classcache_core::media_types;
-use classcache_core::oci::{Descriptor, ImageIndex, MediaTypeProbe};
+use classcache_core::oci::{Descriptor, ImageIndex};
 use classcache_core::reference::RegistryRef;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use reqwest::header::{
