@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use classcache_core::artifact::Platform;
-pub use classcache_core::fetcher::args::InitArgs;
+use classcache_core::fetcher::args::InitArgs;
 use classcache_core::paths::NODE_STORE_DIR;
 use classcache_core::podtemplate::cluster::{FETCHER_PORT, NAMESPACE, PEERS_SERVICE};
 use classcache_core::size::ByteSize;

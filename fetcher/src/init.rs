@@ -2,6 +2,7 @@
 //! It must not leave a partial file under an archive's final name.
 
 use classcache_core::digest::Digest;
+use classcache_core::fetcher::args::InitArgs;
 use classcache_core::fetcher::http::{self as api, ArchiveAnswer};
 use classcache_core::paths::published_file_name;
 use classcache_core::podtemplate::cluster::DeliveryMode;
@@ -11,9 +12,6 @@ use futures_util::StreamExt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// The job is the command line itself: core's one definition of the init container's arguments.
-pub use classcache_core::fetcher::args::InitArgs as InitJob;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -29,15 +27,16 @@ pub enum InitError {
     Volume { path: PathBuf, message: String },
 }
 
-/// Runs the whole job within its timeout.
-pub async fn run(job: &InitJob) -> Result<Vec<PathBuf>, InitError> {
+/// Runs the whole job (the command line itself: core's one definition of the init container's
+/// arguments) within its timeout.
+pub async fn run(job: &InitArgs) -> Result<Vec<PathBuf>, InitError> {
     match tokio::time::timeout(job.timeout, run_all(job)).await {
         Ok(result) => result,
         Err(_) => Err(InitError::Timeout(job.timeout)),
     }
 }
 
-async fn run_all(job: &InitJob) -> Result<Vec<PathBuf>, InitError> {
+async fn run_all(job: &InitArgs) -> Result<Vec<PathBuf>, InitError> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         // Plain HTTP inside the cluster: loading the system's TLS roots would cost the
@@ -74,7 +73,7 @@ async fn run_all(job: &InitJob) -> Result<Vec<PathBuf>, InitError> {
 /// (a node that just booted), within the job's timeout.
 async fn request(
     http: &reqwest::Client,
-    job: &InitJob,
+    job: &InitArgs,
     digest: &str,
     archive: &str,
 ) -> Result<ArchiveAnswer, InitError> {
@@ -142,7 +141,7 @@ async fn wait_visible(dest: &Path, size: u64) -> Result<(), InitError> {
 
 async fn copy(
     http: &reqwest::Client,
-    job: &InitJob,
+    job: &InitArgs,
     digest: &str,
     answer: &ArchiveAnswer,
     dest: &Path,
