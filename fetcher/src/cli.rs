@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use classcache_core::artifact::Platform;
-use classcache_core::fetcher::args::InitArgs;
+use classcache_core::fetcher::args::{InitArgs, INIT_SUBCOMMAND, SERVE_SUBCOMMAND};
 use classcache_core::paths::NODE_STORE_DIR;
 use classcache_core::podtemplate::cluster::{FETCHER_PORT, NAMESPACE, PEERS_SERVICE};
 use classcache_core::size::ByteSize;
@@ -24,8 +24,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the node fetcher (the DaemonSet's container).
+    #[command(name = SERVE_SUBCOMMAND)]
     Serve(Box<ServeArgs>),
     /// Make the pod's archives available before its JVM starts (the init container).
+    #[command(name = INIT_SUBCOMMAND)]
     Init(InitArgs),
 }
 
