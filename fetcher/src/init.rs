@@ -37,11 +37,7 @@ pub async fn run(job: &InitArgs) -> Result<Vec<PathBuf>, InitError> {
 }
 
 async fn run_all(job: &InitArgs) -> Result<Vec<PathBuf>, InitError> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        // Plain HTTP inside the cluster: loading the system's TLS roots would cost the
-        // init container ~150 file reads at every pod start.
-        .tls_certs_only([])
+    let http = crate::peer_client::fetcher_http()
         .build()
         .expect("a plain HTTP client builds");
     let mut done = Vec::new();

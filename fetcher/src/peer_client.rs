@@ -24,13 +24,18 @@ pub struct HttpPeers {
     self_id: String,
 }
 
+/// An HTTP client for fetchers in the cluster (peers, and the init container's node fetcher).
+pub(crate) fn fetcher_http() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        // Plain HTTP inside the cluster: loading the system's TLS roots would cost the
+        // init container ~150 file reads at every pod start.
+        .tls_certs_only([])
+}
+
 impl HttpPeers {
     pub fn new(self_id: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            // Plain HTTP inside the cluster: loading the system's TLS roots would cost the
-            // init container ~150 file reads at every pod start.
-            .tls_certs_only([])
+        let http = fetcher_http()
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .expect("a plain HTTP client builds");
