@@ -58,7 +58,7 @@ impl RegistryClient {
             repository: r.repository.clone(),
             action: access.action(),
         };
-        let creds = self.credentials(r)?;
+        let creds = self.credentials(r).await?;
         let (scheme, params) = parse_challenge(challenge.unwrap_or("Basic"));
         if scheme != "bearer" {
             return match creds {

@@ -85,11 +85,19 @@ impl RegistryClient {
         )
     }
 
-    pub(super) fn credentials(&self, r: &RegistryRef) -> Result<Credentials, RegistryError> {
+    /// The credentials for `r`'s registry. A Docker credential helper is a process that may
+    /// take seconds to answer: it runs on a blocking thread, not on the runtime.
+    pub(super) async fn credentials(&self, r: &RegistryRef) -> Result<Credentials, RegistryError> {
         if let Some(c) = self.inner.options.credentials.get(&r.registry) {
             return Ok(c.clone());
         }
-        Ok(self.inner.docker_config.credentials_for(&r.registry)?)
+        let (client, registry) = (self.clone(), r.registry.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            client.inner.docker_config.credentials_for(&registry)
+        })
+        .await
+        .expect("the credentials lookup does not panic");
+        Ok(found?)
     }
 
     pub(super) fn unreachable(
