@@ -7,13 +7,11 @@ use crate::node::{Availability, BlobRef, Node, PullError};
 use crate::sources::OriginError;
 use crate::store::{PublishedRecord, StoreError};
 use bytes::Bytes;
-use classcache_core::artifact::{check_blob, check_digest, ArtifactError, Platform};
+use classcache_core::artifact::{check_blob, ArtifactError, Platform};
 use classcache_core::digest::Digest;
-use classcache_core::oci::{Descriptor, MediaTypeProbe};
+use classcache_core::oci::Descriptor;
 use classcache_core::reference::RegistryRef;
-use classcache_oci::content::{
-    fetch_archive, BlobStream, ContentRef, ContentSource, RawManifest, MAX_MANIFEST_BYTES,
-};
+use classcache_oci::content::{fetch_archive, BlobStream, ContentRef, ContentSource, RawManifest};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -317,25 +315,7 @@ impl ContentSource for NodeContent<'_> {
             return Err(ArchiveError::NotPinned(name));
         };
         let bytes = self.archives.small_object(self.repo, digest, None).await?;
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(ArtifactError::BadJson {
-                reference: name,
-                what: "manifest",
-                error: "larger than 4 MiB".into(),
-            }
-            .into());
-        }
-        check_digest(&name, "manifest", digest, Digest::of(&bytes))?;
-        let media_type =
-            MediaTypeProbe::media_type_of(&bytes).ok_or(ArtifactError::MissingMediaType {
-                reference: name,
-                what: "manifest",
-            })?;
-        Ok(RawManifest {
-            media_type,
-            digest: digest.clone(),
-            bytes,
-        })
+        Ok(RawManifest::pinned(&name, digest, bytes)?)
     }
 
     async fn get_blob(&self, descriptor: &Descriptor) -> Result<Bytes, ArchiveError> {
