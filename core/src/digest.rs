@@ -123,11 +123,6 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     Digest::of(bytes).to_string()
 }
 
-/// The hex part of a `sha256:<hex>` digest (the whole string if it has no algorithm prefix).
-pub fn digest_hex(digest: &str) -> &str {
-    digest.strip_prefix("sha256:").unwrap_or(digest)
-}
-
 /// A running sha256 and byte count, fed as data streams past.
 #[derive(Clone, Default)]
 pub struct Sha256Counter {
@@ -247,7 +242,6 @@ mod tests {
             sha256_digest(b""),
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        assert_eq!(digest_hex("sha256:ab"), "ab");
     }
 
     #[test]
