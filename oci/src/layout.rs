@@ -365,8 +365,8 @@ impl OciLayout {
                 e.size,
             )));
         }
-        let path = self.blob_path(image_digest);
-        match fs::read(&path) {
+        // A manifest is small; a large blob (a layer) is not a subject and is not read whole.
+        match read_limited(&self.blob_path(image_digest)) {
             Ok(bytes) if Digest::of(&bytes) == *image_digest => {
                 let media_type = MediaTypeProbe::media_type_of(&bytes)
                     .unwrap_or_else(|| media_types::OCI_MANIFEST.to_string());
