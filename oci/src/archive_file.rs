@@ -148,16 +148,7 @@ mod tests {
         )
         .is_err());
         assert!(!dest2.exists());
-        let partial = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(".classcache-partial-")
-            })
-            .count();
+        let partial = crate::testing::partial_files(dir.path()).len();
         assert_eq!(partial, 0);
         let e = prepare_archive(
             prepared.config.clone(),

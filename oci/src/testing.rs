@@ -1,5 +1,5 @@
 //! Test helpers for every crate's registry tests (feature `testing`): pushing a minimal image
-//! for archives to attach to. It must not be used by programs.
+//! for archives to attach to, finding partial files left behind. It must not be used by programs.
 
 use crate::registry::{RegistryClient, RegistryError};
 use bytes::Bytes;
@@ -7,6 +7,16 @@ use classcache_core::digest::Digest;
 use classcache_core::media_types;
 use classcache_core::oci::{Descriptor, ImageManifest};
 use classcache_core::reference::RegistryRef;
+use std::path::Path;
+
+/// The names of the partial files (see [`crate::verified::PARTIAL_PREFIX`]) left in `dir`.
+pub fn partial_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(crate::verified::PARTIAL_PREFIX))
+        .collect()
+}
 
 /// Pushes a minimal single-platform image to `image` (tagged as `image` says): an image config
 /// (`config`, e.g. `{"architecture":"amd64","os":"linux",…}`), the given layers' bytes, and

@@ -7,6 +7,9 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+/// How the temporary file beside a destination begins; no file so named is ever final.
+pub const PARTIAL_PREFIX: &str = ".classcache-partial-";
+
 /// The mode of every file given its final name: readable by every user, writable by its owner.
 pub const PUBLISHED_MODE: u32 = 0o644;
 
@@ -65,7 +68,7 @@ impl VerifiedFile {
     pub fn create(dest: &Path) -> Result<Self, WriteError> {
         let dir = parent_dir(dest);
         let temp = tempfile::Builder::new()
-            .prefix(".classcache-partial-")
+            .prefix(PARTIAL_PREFIX)
             .tempfile_in(dir)
             .map_err(io_err(dir))?;
         Ok(Self {
@@ -167,13 +170,7 @@ pub fn sync_dir(dir: &Path) {
 mod tests {
     use super::*;
 
-    fn leftovers(dir: &Path) -> Vec<String> {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".classcache-partial-"))
-            .collect()
-    }
+    use crate::testing::partial_files as leftovers;
 
     #[test]
     fn only_matching_bytes_get_the_name() {
