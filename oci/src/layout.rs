@@ -226,8 +226,8 @@ impl OciLayout {
 
     /// Reads a small blob and checks it against its descriptor.
     pub fn read_blob(&self, descriptor: &Descriptor) -> Result<Vec<u8>, LayoutError> {
-        self.open_blob(&descriptor.digest)?;
-        let bytes = read_limited(&self.blob_path(&descriptor.digest))?;
+        let file = self.open_blob(&descriptor.digest)?;
+        let bytes = read_limited_from(file, &self.blob_path(&descriptor.digest))?;
         artifact::check_blob(
             &format!("oci:{}@{}", self.root.display(), descriptor.digest),
             "blob",
@@ -512,7 +512,11 @@ impl ContentSource for OciLayout {
 }
 
 fn read_limited(path: &Path) -> Result<Vec<u8>, LayoutError> {
-    let file = File::open(path).map_err(io_err(path))?;
+    read_limited_from(File::open(path).map_err(io_err(path))?, path)
+}
+
+/// Reads at most [`MAX_MANIFEST_BYTES`] from `file` (opened at `path`); more is refused.
+fn read_limited_from(file: File, path: &Path) -> Result<Vec<u8>, LayoutError> {
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
