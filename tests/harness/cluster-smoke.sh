@@ -135,17 +135,17 @@ echo "  refused: $(echo "$out" | head -c 200)"
 a=node-a b=node-b
 out=$(get cc-smoke "${pod_on[$a]}" "${ip_on[$b]}" 8080)
 say "pod on $a -> pod IP ${ip_on[$b]} on $b: $out"
-echo "$out" | grep -q "on $b uid=65532" || fail "cross-node pod to pod"
+grep -q "on $b uid=65532" <<<"$out" || fail "cross-node pod to pod"
 out=$(get cc-smoke "${pod_on[$b]}" "${ip_on[$a]}" 8080)
 say "pod on $b -> pod IP ${ip_on[$a]} on $a: $out"
-echo "$out" | grep -q "on $a uid=65532" || fail "cross-node pod to pod"
+grep -q "on $a uid=65532" <<<"$out" || fail "cross-node pod to pod"
 local_ip=$(k -n cc-smoke get svc web-local -o 'jsonpath={.spec.clusterIP}')
 cluster_ip=$(k -n cc-smoke get svc web -o 'jsonpath={.spec.clusterIP}')
 for n in $a $b; do
 	for i in 1 2 3; do
 		out=$(get cc-smoke "${pod_on[$n]}" "$local_ip" 80)
 		say "pod on $n -> Service web-local $local_ip (internalTrafficPolicy Local) #$i: $out"
-		echo "$out" | grep -q "on $n uid" || fail "internalTrafficPolicy Local answered from another node"
+		grep -q "on $n uid" <<<"$out" || fail "internalTrafficPolicy Local answered from another node"
 	done
 done
 seen=""
@@ -194,12 +194,12 @@ k -n cc-smoke-host wait --for=condition=Ready pod/hostport pod/hostnet --timeout
 host_ip=$(k -n cc-smoke-host get pod hostport -o 'jsonpath={.status.hostIP}')
 out=$(get cc-smoke "${pod_on[$b]}" "$host_ip" 18080)
 say "pod on $b -> hostPort $host_ip:18080 (status.hostIP of $a): $out"
-echo "$out" | grep -q "hostPort pod" || fail "hostPort from another node's pod"
+grep -q "hostPort pod" <<<"$out" || fail "hostPort from another node's pod"
 out=$(curl -fsS --max-time 5 "http://$host_ip:18080/")
 say "host -> hostPort $host_ip:18080: $out"
 out=$(get cc-smoke "${pod_on[$b]}" "$host_ip" 18081)
 say "pod on $b -> hostNetwork pod $host_ip:18081: $out"
-echo "$out" | grep -q "$host_ip" || fail "hostNetwork pod at status.hostIP"
+grep -q "$host_ip" <<<"$out" || fail "hostNetwork pod at status.hostIP"
 out=$(k -n cc-smoke-host exec hostnet -- sh -c 'printf "GET /v2/ HTTP/1.0\r\n\r\n" | nc -w 5 127.0.0.1 "${REG#*:}"' | head -1)
 say "hostNetwork pod on $a -> registry http://$CLASSCACHE_TEST_REGISTRY/v2/: $out"
 

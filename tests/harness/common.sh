@@ -41,7 +41,7 @@ pid_is_ours() {
 	pid=$(cat "$1" 2>/dev/null) || return 1
 	case $pid in '' | *[!0-9]*) return 1 ;; esac
 	[ -r "/proc/$pid/cmdline" ] || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2"
+	grep -qF -- "$2" < <(tr '\0' ' ' <"/proc/$pid/cmdline")
 }
 
 # stop_pidfile PIDFILE MARKER TIMEOUT_S: SIGTERM the process if it is ours, wait, then SIGKILL.

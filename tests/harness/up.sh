@@ -385,7 +385,7 @@ build_jvm_image() {
 	local out
 	out=$("$DOCKER_CLI" run --rm --network none "$image" java -version 2>&1) ||
 		die "java -version fails in $image: $out"
-	echo "$out" | grep -q "version \"${want_feature}[.\"]" ||
+	grep -q "version \"${want_feature}[.\"]" <<<"$out" ||
 		die "$image runs java $(echo "$out" | head -1), expected feature release $want_feature"
 }
 
