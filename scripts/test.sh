@@ -18,10 +18,11 @@ harness_was_up=false
 if [ -f .harness/env ] && (. .harness/env && "${CLASSCACHE_DOCKER_CLI:-docker}" version) >/dev/null 2>&1; then
 	harness_was_up=true
 fi
-bash tests/harness/up.sh
+# The trap comes first: an up.sh that fails half-way still leaves nothing running.
 if [ "$harness_was_up" = false ]; then
 	trap 'bash tests/harness/down.sh || true' EXIT
 fi
+bash tests/harness/up.sh
 
 step "running the test suite"
 # Benchmarks are not tests: they print figures and run with `cargo bench` (see README).
