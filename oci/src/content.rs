@@ -240,11 +240,11 @@ pub async fn fetch_archive<S: ContentSource>(
 }
 
 /// The digest `reference` pins (an archive manifest or an index of per-platform archives) and
-/// the config of every platform it covers, each checked.
-pub async fn archive_configs<S: ContentSource>(
+/// the manifest and config of every platform it covers, each checked.
+pub async fn archive_manifests<S: ContentSource>(
     source: &S,
     reference: &ContentRef,
-) -> Result<(Digest, Vec<ArchiveConfig>), S::Error> {
+) -> Result<(Digest, Vec<ArchiveManifest>), S::Error> {
     let raw = source.get_manifest(reference).await?;
     let pinned = ContentRef::Digest(raw.digest.clone());
     let platforms: Vec<Option<Platform>> = if media_types::is_index(&raw.media_type) {
@@ -261,15 +261,11 @@ pub async fn archive_configs<S: ContentSource>(
     } else {
         vec![None]
     };
-    let mut configs = Vec::with_capacity(platforms.len());
+    let mut manifests = Vec::with_capacity(platforms.len());
     for platform in platforms {
-        configs.push(
-            fetch_archive(source, &pinned, platform.as_ref())
-                .await?
-                .config,
-        );
+        manifests.push(fetch_archive(source, &pinned, platform.as_ref()).await?);
     }
-    Ok((raw.digest, configs))
+    Ok((raw.digest, manifests))
 }
 
 /// Resolves an image reference (tag or digest) to its platform manifest(s).
@@ -457,7 +453,8 @@ mod tests {
             assert!(fetched.config.platform.satisfies(&p), "{want}");
             assert!(fetched.reference.starts_with("mem/app@sha256:"));
         }
-        let (_, configs) = block_on(archive_configs(&source, &tag)).unwrap();
+        let (_, manifests) = block_on(archive_manifests(&source, &tag)).unwrap();
+        let configs: Vec<_> = manifests.into_iter().map(|m| m.config).collect();
         let names: Vec<String> = configs.iter().map(|c| c.platform.to_string()).collect();
         assert_eq!(names, ["linux/amd64", "linux/arm64/v8"]);
     }

@@ -325,6 +325,14 @@ impl OciLayout {
             self.write_blob_file(&prepared.layer_descriptor, prepared.layer_file.path())?;
         }
         self.write_blob(&prepared.config_json)?;
+        // The archive manifest names its image-volume form, so the form goes first.
+        let form = &prepared.image_volume;
+        self.write_blob(&form.config_json)?;
+        self.write_blob(&form.manifest_json)?;
+        self.add_to_index(
+            form.manifest_descriptor.clone(),
+            Some(&artifact::image_volume_tag(&prepared.config)),
+        )?;
         let digest = self.write_blob(&prepared.manifest_json)?;
         self.add_to_index(prepared.manifest_descriptor.clone(), Some(tag))?;
         Ok(digest)
@@ -599,7 +607,18 @@ mod tests {
         let mut again = sample_config();
         again.image.digest = subject.digest.clone();
         layout.push_archive(again, &src, None).unwrap();
-        assert_eq!(layout.read_index().unwrap().manifests.len(), 2);
+        // The image, the archive's image-volume form and the archive.
+        let entries = layout.read_index().unwrap().manifests;
+        assert_eq!(entries.len(), 3, "{entries:?}");
+        let form = layout
+            .get_manifest(Some(&format!("{tag}-image-volume")), None)
+            .unwrap();
+        let form: ImageManifest = serde_json::from_slice(&form.bytes).unwrap();
+        assert_eq!(
+            form.layers[0].digest, layer_digest,
+            "the form reuses the layer blob"
+        );
+        layout.read_blob(&form.config).unwrap();
         assert!(fs::read_dir(root.join("blobs/sha256")).unwrap().all(|e| !e
             .unwrap()
             .file_name()

@@ -84,6 +84,9 @@ impl MemorySource {
         let blobs = describe_archive(config, packed, subject).expect("the subject is the image");
         self.put_blob(media_types::ARCHIVE_LAYER, layer);
         self.put_blob(media_types::ARCHIVE_CONFIG, blobs.config_json.clone());
+        let form = &blobs.image_volume;
+        self.put_blob(media_types::OCI_CONFIG, form.config_json.clone());
+        self.put_manifest(media_types::OCI_MANIFEST, form.manifest_json.clone(), None);
         self.put_manifest(media_types::OCI_MANIFEST, blobs.manifest_json.clone(), tag);
         blobs
     }

@@ -239,14 +239,28 @@ pub async fn copy_layout_archive_to_registry(
     // The layout is read (and every byte checked) off the runtime: its reads are file reads.
     let reference = layout.content_ref(tag, digest)?;
     let source = layout.clone();
-    let (fetched, manifest_bytes, config_bytes) = blocking("layout read", move || {
+    let (fetched, manifest_bytes, config_bytes, form) = blocking("layout read", move || {
         let fetched =
             futures::executor::block_on(content::fetch_archive(&source, &reference, None))?;
         let manifest_bytes = source
             .get_manifest(None, Some(&fetched.manifest_digest))?
             .bytes;
         let config_bytes = source.read_blob(&fetched.manifest.config)?;
-        Ok((fetched, manifest_bytes, config_bytes))
+        // The image-volume form, when the archive names one: its manifest and config.
+        let form = match artifact::image_volume_of(&fetched.manifest) {
+            Some(digest) => {
+                let form_bytes = source.get_manifest(None, Some(&digest))?.bytes;
+                let form: ImageManifest = artifact::parse_json(
+                    &form_bytes,
+                    &format!("{}@{digest}", source.root().display()),
+                    "image-volume form",
+                )?;
+                let form_config = source.read_blob(&form.config)?;
+                Some((form_bytes, form.config, form_config))
+            }
+            None => None,
+        };
+        Ok((fetched, manifest_bytes, config_bytes, form))
     })
     .await?;
     let manifest: &ImageManifest = &fetched.manifest;
@@ -266,6 +280,18 @@ pub async fn copy_layout_archive_to_registry(
             }
             .into());
         }
+    }
+    if let Some((form_bytes, form_config, form_config_bytes)) = form {
+        bytes_uploaded += client
+            .push_blob_bytes(&repo, &form_config, Bytes::from(form_config_bytes))
+            .await?;
+        client
+            .put_manifest(
+                &repo.with_tag(&artifact::image_volume_tag(&fetched.config)),
+                media_types::OCI_MANIFEST,
+                form_bytes,
+            )
+            .await?;
     }
     let tag = target
         .tag

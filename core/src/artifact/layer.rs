@@ -5,18 +5,21 @@
 use super::{
     check_digest, check_size, ArchiveFile, ArtifactError, ANNOTATION_TITLE, LAYER_GZIP_LEVEL,
 };
-use crate::digest::{HashingReader, HashingWriter, Sha256Counter};
+use crate::digest::{Digest, HashingReader, HashingWriter, Sha256Counter};
 use crate::media_types;
 use crate::oci::Descriptor;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 
-/// What packing an archive into a layer produced: the layer's descriptor and the archive's
-/// uncompressed size and sha256.
+/// What packing an archive into a layer produced: the layer's descriptor, the archive's
+/// uncompressed size and sha256, and the digest of the uncompressed tar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedLayer {
     pub descriptor: Descriptor,
     pub archive: ArchiveFile,
+    /// sha256 of the tar before gzip: the `diff_id` an image config lists for this layer, so
+    /// the same blob also serves as the layer of the image-volume form.
+    pub diff_id: Digest,
 }
 
 fn check_archive_name(name: &str) -> Result<(), ArtifactError> {
@@ -44,7 +47,7 @@ pub fn pack_layer<R: Read, W: Write>(
 
     let counted = HashingWriter::new(out);
     let gz = flate2::write::GzEncoder::new(counted, flate2::Compression::new(LAYER_GZIP_LEVEL));
-    let mut tar = tar::Builder::new(gz);
+    let mut tar = tar::Builder::new(HashingWriter::new(gz));
     let mut header = tar::Header::new_ustar();
     header.set_path(name).map_err(write_err)?;
     header.set_size(size);
@@ -63,7 +66,7 @@ pub fn pack_layer<R: Read, W: Write>(
             actual: archive_counter.len(),
         });
     }
-    let gz = tar.into_inner().map_err(write_err)?;
+    let (gz, tar_counter) = tar.into_inner().map_err(write_err)?.into_parts();
     let counted = gz.finish().map_err(write_err)?;
     let (out, layer_counter) = counted.into_parts();
     let layer_size = layer_counter.len();
@@ -84,6 +87,7 @@ pub fn pack_layer<R: Read, W: Write>(
                 size,
                 sha256: archive_counter.finish_hex(),
             },
+            diff_id: tar_counter.finish_digest(),
         },
     ))
 }

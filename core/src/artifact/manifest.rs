@@ -2,8 +2,9 @@
 //! parsing and checking what is read back. It must not fetch anything.
 
 use super::{
-    check_blob, parse_json, ArchiveConfig, ArtifactError, PackedLayer, ANNOTATION_JVM_BUILD,
-    ANNOTATION_KEY, ANNOTATION_KIND, ANNOTATION_PLATFORM, CONFIG_SCHEMA_VERSION,
+    build_image_volume_form, check_blob, parse_json, ArchiveConfig, ArtifactError, ImageVolumeForm,
+    PackedLayer, ANNOTATION_IMAGE_VOLUME, ANNOTATION_JVM_BUILD, ANNOTATION_KEY, ANNOTATION_KIND,
+    ANNOTATION_PLATFORM, CONFIG_SCHEMA_VERSION,
 };
 use crate::digest::Digest;
 use crate::media_types;
@@ -25,6 +26,9 @@ pub struct ArchiveBlobs {
     pub manifest_json: Vec<u8>,
     /// The manifest's descriptor with `artifactType` and annotations: the referrer entry.
     pub manifest_descriptor: Descriptor,
+    /// The image-volume form over the same layer; the manifest names it
+    /// ([`super::ANNOTATION_IMAGE_VOLUME`]), so it is stored before the manifest.
+    pub image_volume: ImageVolumeForm,
 }
 
 /// The manifest annotations a referrer listing shows without fetching the config.
@@ -161,11 +165,16 @@ pub fn describe_archive(
         config_json.len() as u64,
     );
     let layer_descriptor = packed.descriptor;
-    let manifest = build_manifest(
+    let image_volume = build_image_volume_form(&config, &layer_descriptor, &packed.diff_id);
+    let mut manifest = build_manifest(
         &config,
         config_descriptor.clone(),
         layer_descriptor.clone(),
         subject,
+    );
+    manifest.annotations.insert(
+        ANNOTATION_IMAGE_VOLUME.to_string(),
+        image_volume.manifest_descriptor.digest.to_string(),
     );
     let manifest_json = serde_json::to_vec(&manifest).expect("a manifest always serializes");
     let manifest_descriptor = referrer_entry(
@@ -182,6 +191,7 @@ pub fn describe_archive(
         manifest,
         manifest_json,
         manifest_descriptor,
+        image_volume,
     })
 }
 

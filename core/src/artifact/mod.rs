@@ -2,10 +2,12 @@
 //! the checks on what is read back. It defines the format; it must not do network I/O.
 
 mod config;
+mod image_volume;
 mod layer;
 mod manifest;
 
 pub use config::*;
+pub use image_volume::*;
 pub use layer::*;
 pub use manifest::*;
 

@@ -31,7 +31,19 @@ impl RegistryClient {
                 Bytes::from(prepared.config_json.clone()),
             )
             .await?;
-        for blob in [&prepared.layer_descriptor, &prepared.config_descriptor] {
+        let form = &prepared.image_volume;
+        bytes_uploaded += self
+            .push_blob_bytes(
+                &repo,
+                &form.config_descriptor,
+                Bytes::from(form.config_json.clone()),
+            )
+            .await?;
+        for blob in [
+            &prepared.layer_descriptor,
+            &prepared.config_descriptor,
+            &form.config_descriptor,
+        ] {
             if self.blob_size(&repo, &blob.digest).await? != Some(blob.size) {
                 return Err(RegistryError::BlobMissingAfterPush {
                     reference: repo.to_string(),
@@ -39,6 +51,13 @@ impl RegistryClient {
                 });
             }
         }
+        // The archive manifest names its image-volume form, so the form goes first.
+        self.put_manifest(
+            &repo.with_tag(&artifact::image_volume_tag(&prepared.config)),
+            media_types::OCI_MANIFEST,
+            Bytes::from(form.manifest_json.clone()),
+        )
+        .await?;
         let tagged = repo.with_tag(tag);
         let (manifest_digest, headers) = self
             .put_manifest_with_headers(
