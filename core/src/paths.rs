@@ -20,6 +20,13 @@ pub fn pod_archive_path(pinned_digest: &str) -> String {
     format!("{POD_ARCHIVE_DIR}/{}", published_file_name(pinned_digest))
 }
 
+/// The archive's path as the JVM sees it when an image volume delivers it: the volume is mounted
+/// as a directory at [`pod_archive_path`] (containerd mounts only directory sub-paths of an image
+/// volume, not one file), holding the archive under its own file name.
+pub fn pod_image_volume_archive_path(pinned_digest: &str, archive_file: &str) -> String {
+    format!("{}/{archive_file}", pod_archive_path(pinned_digest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,6 +170,8 @@ mod tests {
                             archive: format!("reg.example/shop/archives@{}", DIGESTS[i % 2]),
                             runtime_options: vec!["-XX:SharedArchiveFile={archive}".into()],
                             pin_image: None,
+                            archive_file: "app.jsa".into(),
+                            image_volume: None,
                         })
                         .collect(),
                     mode,

@@ -58,6 +58,15 @@ async fn run_all(job: &InitArgs) -> Result<Vec<PathBuf>, InitError> {
         match job.mode {
             DeliveryMode::HostPath => wait_visible(&dest, answer.size).await?,
             DeliveryMode::Copy => copy(&http, job, &digest, &answer, &dest).await?,
+            // Refused when the arguments are parsed; an image volume needs no init container.
+            DeliveryMode::ImageVolume => {
+                return Err(InitError::Volume {
+                    path: dest,
+                    message:
+                        "--mode image-volume has no init container: the kubelet mounts the archive"
+                            .into(),
+                })
+            }
         }
         tracing::info!(archive = %archive, path = %dest.display(), hit = answer.hit, "archive ready");
         done.push(dest);

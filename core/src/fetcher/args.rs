@@ -39,7 +39,7 @@ pub struct InitArgs {
     #[arg(long = "archive", required = true)]
     pub archives: Vec<String>,
     /// hostpath: wait for the archive in the mounted node store; copy: copy it into --dir.
-    #[arg(long, default_value = "hostpath")]
+    #[arg(long, default_value = "hostpath", value_parser = parse_init_mode)]
     pub mode: DeliveryMode,
     /// Where the pod's containers see the archives.
     #[arg(long, default_value = POD_ARCHIVE_DIR)]
@@ -53,6 +53,16 @@ pub struct InitArgs {
     /// Exit non-zero when the archive cannot be made available (the pod does not start).
     #[arg(long)]
     pub fail_closed: bool,
+}
+
+/// The modes an init container serves: an image volume needs none.
+fn parse_init_mode(s: &str) -> Result<DeliveryMode, String> {
+    match s.parse()? {
+        DeliveryMode::ImageVolume => Err(
+            "image-volume pods have no init container: the kubelet mounts the archive; use hostpath or copy".into(),
+        ),
+        mode => Ok(mode),
+    }
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {

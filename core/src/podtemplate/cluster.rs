@@ -95,14 +95,26 @@ pub enum DeliveryMode {
     /// The init container copies the archive from the node fetcher into an emptyDir: works
     /// under the restricted Pod Security profile, without page sharing.
     Copy,
+    /// The kubelet mounts the archive's image-volume form (an `image` volume, Kubernetes 1.35+):
+    /// no fetcher and no init container; the container runtime pulls it once per node and every
+    /// pod on the node maps the same file.
+    ImageVolume,
 }
 
 impl DeliveryMode {
+    pub const ALL: [DeliveryMode; 3] = [Self::HostPath, Self::Copy, Self::ImageVolume];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HostPath => "hostpath",
             Self::Copy => "copy",
+            Self::ImageVolume => "image-volume",
         }
+    }
+
+    /// Whether the pod gets the init container (and so needs the node fetcher).
+    pub fn uses_fetcher(self) -> bool {
+        self != Self::ImageVolume
     }
 }
 
@@ -115,13 +127,12 @@ impl fmt::Display for DeliveryMode {
 impl FromStr for DeliveryMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "hostpath" => Ok(Self::HostPath),
-            "copy" => Ok(Self::Copy),
-            other => Err(format!(
-                "unknown delivery mode {other:?}; use hostpath or copy"
-            )),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown delivery mode {s:?}; use hostpath, copy or image-volume")
+            })
     }
 }
 

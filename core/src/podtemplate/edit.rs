@@ -7,7 +7,9 @@ use super::options::{conflicting_options, merge_java_tool_options};
 use super::{ContainerArchive, EditError, EnablePlan, Warning};
 use crate::artifact::{ArchiveConfig, ARCHIVE_PATH_PLACEHOLDER};
 use crate::key::is_sha256_digest;
-use crate::paths::{pod_archive_path, POD_ARCHIVE_DIR, PUBLISHED_SUBDIR};
+use crate::paths::{
+    pod_archive_path, pod_image_volume_archive_path, POD_ARCHIVE_DIR, PUBLISHED_SUBDIR,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -35,6 +37,9 @@ struct UndoRecord {
     annotations: Prior,
     init_containers: Prior,
     volumes: Prior,
+    /// Volumes added besides [`VOLUME`]: an image volume per further distinct archive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    more_volumes: Vec<String>,
     containers: Vec<ContainerRecord>,
 }
 
@@ -73,6 +78,8 @@ impl ContainerArchive {
             archive: reference.to_string(),
             runtime_options: config.runtime_options.clone(),
             pin_image,
+            archive_file: config.archive.name.clone(),
+            image_volume: None,
         };
         plan.pinned_digest(container)?;
         Ok(plan)
@@ -88,9 +95,20 @@ impl ContainerArchive {
         }
     }
 
+    /// The same plan, mounting `image_volume` (the archive's pinned image-volume form) in
+    /// [`DeliveryMode::ImageVolume`].
+    pub fn with_image_volume(mut self, image_volume: Option<String>) -> Self {
+        self.image_volume = image_volume;
+        self
+    }
+
     /// The JVM options with the archive's path in the pod filled in.
-    fn options_for_pod(&self, object: &str) -> Result<Vec<String>, EditError> {
-        let path = pod_archive_path(self.pinned_digest(object)?);
+    fn options_for_pod(&self, object: &str, mode: DeliveryMode) -> Result<Vec<String>, EditError> {
+        let pinned = self.pinned_digest(object)?;
+        let path = match mode {
+            DeliveryMode::ImageVolume => pod_image_volume_archive_path(pinned, &self.archive_file),
+            DeliveryMode::HostPath | DeliveryMode::Copy => pod_archive_path(pinned),
+        };
         Ok(self
             .runtime_options
             .iter()
@@ -153,6 +171,24 @@ pub fn enabled_archives(template: &Value) -> Result<Option<Vec<(String, String)>
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
+}
+
+/// How an enabled template delivers its archives, read from the volume `enable` added; `None`
+/// when it has none of the known kinds.
+pub fn delivery_mode(template: &Value) -> Option<DeliveryMode> {
+    let volume = template
+        .pointer("/spec/volumes")?
+        .as_array()?
+        .iter()
+        .find(|v| v.get("name").and_then(Value::as_str) == Some(VOLUME))?;
+    [
+        ("hostPath", DeliveryMode::HostPath),
+        ("emptyDir", DeliveryMode::Copy),
+        ("image", DeliveryMode::ImageVolume),
+    ]
+    .into_iter()
+    .find(|(field, _)| volume.get(*field).is_some())
+    .map(|(_, mode)| mode)
 }
 
 fn annotation<'a>(template: &'a Value, key: &str) -> Option<&'a str> {
@@ -361,10 +397,24 @@ fn enable_fresh(
     let mut archives: Vec<String> = vec![];
     for c in &selected {
         c.pinned_digest(object)?;
+        if plan.mode == DeliveryMode::ImageVolume && c.image_volume.is_none() {
+            return Err(EditError::NoImageVolume {
+                object: object.to_string(),
+                archive: c.archive.clone(),
+            });
+        }
         if !archives.contains(&c.archive) {
             archives.push(c.archive.clone());
         }
     }
+    // One pod volume per distinct archive: `VOLUME`, then `VOLUME-2`… (only an image volume
+    // holds one archive per volume; the other modes share one directory).
+    let volume_of = |archive: &str| -> String {
+        match (plan.mode, archives.iter().position(|a| a == archive)) {
+            (DeliveryMode::ImageVolume, Some(i)) if i > 0 => format!("{VOLUME}-{}", i + 1),
+            _ => VOLUME.to_string(),
+        }
+    };
 
     let mut warnings = vec![];
     let root = as_object(template, object, "pod template")?;
@@ -387,7 +437,7 @@ fn enable_fresh(
                 .expect("checked above");
             let field = |f: &str| format!("container {:?} {f}", c.container);
             let container = as_object(container, object, &field(""))?;
-            let ours = c.options_for_pod(object)?;
+            let ours = c.options_for_pod(object, plan.mode)?;
             let mut warn = |message: String| {
                 warnings.push(Warning {
                     object: object.to_string(),
@@ -398,18 +448,27 @@ fn enable_fresh(
 
             let (volume_mounts, mounts) =
                 open_list(container, "volumeMounts", object, &field("volumeMounts"))?;
-            name_taken(mounts, VOLUME, "volume mount", object)?;
-            if mounts
+            let volume = volume_of(&c.archive);
+            name_taken(mounts, &volume, "volume mount", object)?;
+            if let Some(taken) = mounts
                 .iter()
-                .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(POD_ARCHIVE_DIR))
+                .filter_map(|m| m.get("mountPath").and_then(Value::as_str))
+                .find(|p| {
+                    p.trim_end_matches('/') == POD_ARCHIVE_DIR
+                        || p.starts_with(&format!("{POD_ARCHIVE_DIR}/"))
+                })
             {
                 return Err(EditError::NameTaken {
                     object: object.to_string(),
                     what: "mount path",
-                    name: POD_ARCHIVE_DIR.to_string(),
+                    name: taken.to_string(),
                 });
             }
-            mounts.push(json!({"name": VOLUME, "mountPath": POD_ARCHIVE_DIR, "readOnly": true}));
+            let mount_path = match plan.mode {
+                DeliveryMode::ImageVolume => pod_archive_path(c.pinned_digest(object)?),
+                DeliveryMode::HostPath | DeliveryMode::Copy => POD_ARCHIVE_DIR.to_string(),
+            };
+            mounts.push(json!({"name": volume, "mountPath": mount_path, "readOnly": true}));
 
             let command_line: Vec<String> = ["command", "args"]
                 .iter()
@@ -490,34 +549,67 @@ fn enable_fresh(
         }
     }
 
-    let init = InitContainerSpec {
-        image: plan.fetcher_image.clone(),
-        init: InitArgs {
-            archives: archives.clone(),
-            mode: plan.mode,
-            dir: POD_ARCHIVE_DIR.to_string(),
-            fetcher_url: plan.fetcher_url.clone(),
-            timeout: std::time::Duration::from_secs(plan.timeout_secs),
-            fail_closed: plan.fail_closed,
-        },
-    };
     let (init_containers, inits) =
         open_list(spec, "initContainers", object, "spec.initContainers")?;
     name_taken(inits, INIT_CONTAINER, "init container", object)?;
-    inits.push(init_container(&init));
+    if plan.mode.uses_fetcher() {
+        inits.push(init_container(&InitContainerSpec {
+            image: plan.fetcher_image.clone(),
+            init: InitArgs {
+                archives: archives.clone(),
+                mode: plan.mode,
+                dir: POD_ARCHIVE_DIR.to_string(),
+                fetcher_url: plan.fetcher_url.clone(),
+                timeout: std::time::Duration::from_secs(plan.timeout_secs),
+                fail_closed: plan.fail_closed,
+            },
+        }));
+    }
+    // Only `enable` made it a list if it is still empty: put it back as it was.
+    close_field(spec, "initContainers", init_containers);
 
     let (volumes, vols) = open_list(spec, "volumes", object, "spec.volumes")?;
-    name_taken(vols, VOLUME, "volume", object)?;
-    vols.push(match plan.mode {
-        DeliveryMode::HostPath => json!({
+    let mut more_volumes = vec![];
+    match plan.mode {
+        DeliveryMode::HostPath => vols.push(json!({
             "name": VOLUME,
             "hostPath": {
                 "path": format!("{}/{PUBLISHED_SUBDIR}", plan.node_store_dir.trim_end_matches('/')),
                 "type": "DirectoryOrCreate",
             },
-        }),
-        DeliveryMode::Copy => json!({"name": VOLUME, "emptyDir": {}}),
-    });
+        })),
+        DeliveryMode::Copy => vols.push(json!({"name": VOLUME, "emptyDir": {}})),
+        DeliveryMode::ImageVolume => {
+            for archive in &archives {
+                let form = selected
+                    .iter()
+                    .find(|c| &c.archive == archive)
+                    .and_then(|c| c.image_volume.clone())
+                    .expect("checked above");
+                let name = volume_of(archive);
+                if name != VOLUME {
+                    more_volumes.push(name.clone());
+                }
+                vols.push(json!({
+                    "name": name,
+                    "image": {"reference": form, "pullPolicy": "IfNotPresent"},
+                }));
+            }
+        }
+    }
+    for name in std::iter::once(VOLUME.to_string()).chain(more_volumes.iter().cloned()) {
+        let count = vols
+            .iter()
+            .filter(|v| v.get("name").and_then(Value::as_str) == Some(name.as_str()))
+            .count();
+        if count > 1 {
+            return Err(EditError::NameTaken {
+                object: object.to_string(),
+                what: "volume",
+                name,
+            });
+        }
+    }
 
     let (metadata, meta) = open_map(root, "metadata", object, "pod template metadata")?;
     let (annotations, notes) = open_map(meta, "annotations", object, "pod template annotations")?;
@@ -527,6 +619,7 @@ fn enable_fresh(
         annotations,
         init_containers,
         volumes,
+        more_volumes,
         containers: records,
     };
     let pinned: Map<String, Value> = selected
@@ -591,12 +684,19 @@ fn restore(template: &mut Value, record: &UndoRecord, object: &str) -> Result<()
     let Some(spec) = root.get_mut("spec").and_then(Value::as_object_mut) else {
         return Ok(());
     };
-    for (key, name, prior) in [
-        ("volumes", VOLUME, record.volumes),
-        ("initContainers", INIT_CONTAINER, record.init_containers),
+    let volumes: Vec<&str> = std::iter::once(VOLUME)
+        .chain(record.more_volumes.iter().map(String::as_str))
+        .collect();
+    for (key, names, prior) in [
+        ("volumes", volumes.as_slice(), record.volumes),
+        (
+            "initContainers",
+            &[INIT_CONTAINER][..],
+            record.init_containers,
+        ),
     ] {
         if let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) {
-            remove_named(list, name);
+            names.iter().for_each(|name| remove_named(list, name));
         }
         close_field(spec, key, prior);
     }
@@ -616,7 +716,7 @@ fn restore(template: &mut Value, record: &UndoRecord, object: &str) -> Result<()
             .get_mut("volumeMounts")
             .and_then(Value::as_array_mut)
         {
-            remove_named(mounts, VOLUME);
+            volumes.iter().for_each(|name| remove_named(mounts, name));
         }
         close_field(container, "volumeMounts", c.volume_mounts);
         if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {

@@ -1,13 +1,14 @@
 //! Pod-template edits: enable and disable classcache on any object with a pod template, as pure
 //! functions on JSON values. It must not resolve images, read files or talk to a registry or cluster.
 //!
-//! `enable` adds the init container, the volume, a read-only mount and the archive's run-time JVM
-//! options (merged into `JAVA_TOOL_OPTIONS`), and records in two pod-template annotations the
+//! `enable` adds the init container (none for an image volume), the volume, a read-only mount and
+//! the archive's run-time JVM options (merged into `JAVA_TOOL_OPTIONS`), and records in two pod-template annotations the
 //! pinned archives and the exact prior values of everything it changed, so that `disable` needs
 //! no other state: `disable(enable(x)) == x` and `enable(enable(x)) == enable(x)`.
 
 pub mod cluster;
 mod edit;
+pub mod image_volume;
 mod locate;
 mod options;
 #[cfg(test)]
@@ -15,7 +16,8 @@ mod tests;
 
 pub use cluster::*;
 pub use edit::{
-    disable_object, disable_template, enable_object, enable_template, enabled_archives,
+    delivery_mode, disable_object, disable_template, enable_object, enable_template,
+    enabled_archives,
 };
 pub use locate::{containers, object_label, pod_template, pod_template_mut, ContainerView};
 pub use options::{command_warning, merge_java_tool_options, quote_option};
@@ -31,6 +33,12 @@ pub struct ContainerArchive {
     pub runtime_options: Vec<String>,
     /// When set, the container's image is replaced by this digest-pinned reference.
     pub pin_image: Option<String>,
+    /// The archive's file name in its layer (`config.archive.name`): where the file sits in
+    /// the directory an image volume mounts.
+    pub archive_file: String,
+    /// The archive's image-volume form pinned by digest (`<registry>/<repo>@sha256:<hex>`), which
+    /// [`DeliveryMode::ImageVolume`] mounts; `None` when the archive has none.
+    pub image_volume: Option<String>,
 }
 
 /// Everything `enable` needs beyond the object itself.
@@ -100,6 +108,8 @@ pub enum EditError {
     },
     #[error("{object}: archive reference {reference:?} is not pinned by digest (<registry>/<repo>@sha256:<64 hex>); resolve it first")]
     UnpinnedArchive { object: String, reference: String },
+    #[error("{object}: archive {archive} has no image-volume form (it is an index of per-platform archives, or was pushed by a classcache-build older than image-volume support); push it again with this version's classcache-build, or pass --mode hostpath")]
+    NoImageVolume { object: String, archive: String },
     #[error("{object}: annotation {annotation} is not a valid classcache record ({reason}); restore the pod template by hand (kubectl rollout history / undo), then remove the classcache.io/ annotations")]
     BadRecord {
         object: String,

@@ -139,7 +139,7 @@ fn plan(
     template: &Value,
     select: &[bool],
     second_archive: bool,
-    copy: bool,
+    mode: DeliveryMode,
     force: bool,
     pin: bool,
 ) -> EnablePlan {
@@ -175,13 +175,18 @@ fn plan(
                     "-Xlog:cds=off:file=/tmp/x y".into(),
                 ],
                 pin_image: pin.then(|| format!("registry.example/app@{DIGEST_B}")),
+                archive_file: "app.jsa".into(),
+                image_volume: Some(format!(
+                    "registry.example/shop/archives@{}",
+                    if second_archive && i % 2 == 1 {
+                        DIGEST_A
+                    } else {
+                        DIGEST_B
+                    }
+                )),
             })
             .collect(),
-        mode: if copy {
-            DeliveryMode::Copy
-        } else {
-            DeliveryMode::HostPath
-        },
+        mode,
         node_store_dir: "/var/lib/classcache".into(),
         fetcher_image: DEFAULT_FETCHER_IMAGE.into(),
         fetcher_url: fetcher_url(),
@@ -214,9 +219,9 @@ proptest! {
     fn enable_is_undone_exactly_and_idempotent(
         original in arb_pod_template(),
         select in prop::collection::vec(any::<bool>(), 1..4),
-        second_archive: bool, copy: bool, force: bool, pin: bool,
+        second_archive: bool, mode in prop::sample::select(DeliveryMode::ALL.to_vec()), force: bool, pin: bool,
     ) {
-        let plan = plan(&original, &select, second_archive, copy, force, pin);
+        let plan = plan(&original, &select, second_archive, mode, force, pin);
         let mut once = original.clone();
         match enable_template(&mut once, &plan, "Deployment/shop") {
             Err(e) => {
@@ -291,7 +296,7 @@ fn errors_name_the_object_and_leave_it_alone() {
         pod_template(&obj).unwrap(),
         &[true],
         false,
-        false,
+        DeliveryMode::HostPath,
         false,
         false,
     );
@@ -321,7 +326,7 @@ fn errors_name_the_object_and_leave_it_alone() {
 #[test]
 fn hostpath_mode_mounts_the_published_directory_read_only() {
     let mut t = json!({"spec": {"containers": [{"name": "app", "image": "a"}]}});
-    let p = plan(&t, &[true], false, false, false, false);
+    let p = plan(&t, &[true], false, DeliveryMode::HostPath, false, false);
     enable_template(&mut t, &p, "Pod/x").unwrap();
     assert_eq!(
         t["spec"]["volumes"][0]["hostPath"]["path"],
@@ -342,4 +347,62 @@ fn hostpath_mode_mounts_the_published_directory_read_only() {
             DIGEST_A.replace(':', "-")
         )
     );
+}
+
+#[test]
+fn image_volume_mode_mounts_each_archive_form_without_an_init_container() {
+    let original = json!({"spec": {"containers": [
+        {"name": "app", "image": "a", "env": [{"name": "JAVA_TOOL_OPTIONS", "value": "-Xmx1g"}]},
+        {"name": "side", "image": "b"},
+    ]}});
+    let mut t = original.clone();
+    let p = plan(&t, &[true], true, DeliveryMode::ImageVolume, false, false);
+    enable_template(&mut t, &p, "Deployment/shop").unwrap();
+    assert!(t["spec"].get("initContainers").is_none(), "{t}");
+    assert_eq!(delivery_mode(&t), Some(DeliveryMode::ImageVolume));
+    let volumes = t["spec"]["volumes"].as_array().unwrap();
+    assert_eq!(
+        volumes.len(),
+        2,
+        "one image volume per distinct archive: {t}"
+    );
+    assert_eq!(volumes[0]["name"], VOLUME);
+    assert_eq!(volumes[1]["name"], format!("{VOLUME}-2"));
+    assert_eq!(
+        volumes[0]["image"],
+        json!({"reference": format!("registry.example/shop/archives@{DIGEST_B}"), "pullPolicy": "IfNotPresent"})
+    );
+    let app = &t["spec"]["containers"][0];
+    let dir = paths::pod_archive_path(DIGEST_A);
+    assert_eq!(
+        app["volumeMounts"][0],
+        json!({"name": VOLUME, "mountPath": dir, "readOnly": true})
+    );
+    assert_eq!(
+        app["env"][0]["value"],
+        format!("-Xmx1g -XX:SharedArchiveFile={dir}/app.jsa -Xshare:auto \"-Xlog:cds=off:file=/tmp/x y\"")
+    );
+    assert_eq!(
+        t["spec"]["containers"][1]["volumeMounts"][0]["name"],
+        format!("{VOLUME}-2")
+    );
+
+    let mut undone = t.clone();
+    assert!(disable_template(&mut undone, "Deployment/shop").unwrap());
+    assert_eq!(exact(&undone), exact(&original));
+
+    let mut no_form = plan(
+        &original,
+        &[true],
+        false,
+        DeliveryMode::ImageVolume,
+        false,
+        false,
+    );
+    no_form.containers[0].image_volume = None;
+    let mut t = original.clone();
+    let e = enable_template(&mut t, &no_form, "Deployment/shop").unwrap_err();
+    assert!(matches!(e, EditError::NoImageVolume { .. }), "{e}");
+    assert!(e.to_string().contains("--mode hostpath"), "{e}");
+    assert_eq!(t, original);
 }
