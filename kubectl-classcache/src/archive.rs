@@ -3,12 +3,12 @@
 //! it must not edit workloads.
 
 use anyhow::{anyhow, bail, Context, Result};
-use classcache_core::artifact::{ArchiveConfig, Platform};
+use classcache_core::artifact::{image_volume_of, ArchiveConfig, Platform};
 use classcache_core::digest::Digest;
 use classcache_core::media_types;
 use classcache_core::oci::{Descriptor, ANNOTATION_CREATED};
 use classcache_core::reference::{ArchiveLocation, RegistryRef};
-use classcache_oci::content::{archive_configs, ContentRef};
+use classcache_oci::content::{archive_manifests, ArchiveManifest, ContentRef};
 use classcache_oci::layout::OciLayout;
 use classcache_oci::registry::{RegistryClient, RegistryOptions};
 use std::collections::HashMap;
@@ -26,9 +26,38 @@ pub struct ResolvedArchive {
     pub image_digest: Option<Digest>,
     /// What the user should know about this choice.
     pub notes: Vec<String>,
+    /// The archive's image-volume form, pinned like `reference` (`<registry>/<repo>@sha256:…`):
+    /// only for a single-platform archive in a registry whose manifest names one.
+    pub image_volume: Option<String>,
 }
 
 impl ResolvedArchive {
+    /// An archive read from `repo` (a registry repository; `None` for a layout): `pinned` is
+    /// the digest the reference pins, `manifests` what it covers.
+    fn new(
+        reference: String,
+        repo: Option<&RegistryRef>,
+        pinned: &Digest,
+        manifests: Vec<ArchiveManifest>,
+        image_digest: Option<Digest>,
+        notes: Vec<String>,
+    ) -> Self {
+        let image_volume = match (repo, manifests.as_slice()) {
+            // An index pins several archives; its forms are not one image.
+            (Some(repo), [one]) if one.manifest_digest == *pinned => {
+                image_volume_of(&one.manifest).map(|d| repo.with_digest(&d).to_string())
+            }
+            _ => None,
+        };
+        ResolvedArchive {
+            reference,
+            configs: manifests.into_iter().map(|m| m.config).collect(),
+            image_digest,
+            notes,
+            image_volume,
+        }
+    }
+
     /// The run-time options, which every platform's archive must agree on (the pod template is shared).
     pub fn runtime_config(&self) -> Result<&ArchiveConfig> {
         let first = self
@@ -103,6 +132,35 @@ impl Resolver {
         Ok(client)
     }
 
+    /// Checks that the archive's image-volume form is in its registry: a pod whose image volume
+    /// cannot be pulled stays in ContainerCreating, so `enable` refuses before patching.
+    pub async fn check_image_volume(&mut self, archive: &ResolvedArchive) -> Result<()> {
+        let Some(form) = &archive.image_volume else {
+            return Ok(());
+        };
+        let reference: RegistryRef = form
+            .parse()
+            .with_context(|| format!("image volume {form}"))?;
+        let found = self
+            .client()?
+            .head_manifest(&reference)
+            .await
+            .with_context(|| {
+                format!(
+                    "archive {}: its image-volume form {form}",
+                    archive.reference
+                )
+            })?;
+        if found.is_none() {
+            bail!(
+                "archive {}: its image-volume form {form} is not in the registry, and a pod whose image volume cannot be \
+                 pulled stays in ContainerCreating; push the archive again with classcache-build, or pass --mode hostpath",
+                archive.reference
+            );
+        }
+        Ok(())
+    }
+
     /// The archive `--archive` names, pinned.
     pub async fn explicit(&mut self, reference: &str) -> Result<ResolvedArchive> {
         if let Some(found) = self.explicit.get(reference) {
@@ -116,30 +174,35 @@ impl Resolver {
                 let named = layout
                     .content_ref(tag.as_deref(), digest.as_ref())
                     .with_context(|| format!("--archive {reference}"))?;
-                let (digest, configs) = archive_configs(&layout, &named)
+                let (digest, manifests) = archive_manifests(&layout, &named)
                     .await
                     .with_context(|| format!("--archive {reference}"))?;
-                ResolvedArchive {
-                    reference: format!("oci:{}@{digest}", dir.display()),
-                    configs,
-                    image_digest: None,
-                    notes: vec![],
-                }
+                ResolvedArchive::new(
+                    format!("oci:{}@{digest}", dir.display()),
+                    None,
+                    &digest,
+                    manifests,
+                    None,
+                    vec![],
+                )
             }
             ArchiveLocation::Registry(r) => {
                 let (source, named) = self
                     .client()?
                     .source_for(&r)
                     .with_context(|| format!("--archive {reference}"))?;
-                let (digest, configs) = archive_configs(&source, &named)
+                let (digest, manifests) = archive_manifests(&source, &named)
                     .await
                     .with_context(|| format!("--archive {reference}"))?;
-                ResolvedArchive {
-                    reference: r.repository_only().with_digest(&digest).to_string(),
-                    configs,
-                    image_digest: None,
-                    notes: vec![],
-                }
+                let repo = r.repository_only();
+                ResolvedArchive::new(
+                    repo.with_digest(&digest).to_string(),
+                    Some(&repo),
+                    &digest,
+                    manifests,
+                    None,
+                    vec![],
+                )
             }
         };
         self.explicit
@@ -248,18 +311,20 @@ impl Resolver {
                     .filter(|d| media_types::is_index(&d.media_type)),
             ) {
                 let pinned = repo.with_digest(&entry.digest);
-                let (_, configs) = archive_configs(
+                let (digest, manifests) = archive_manifests(
                     &client.source(&repo),
                     &ContentRef::Digest(entry.digest.clone()),
                 )
                 .await
                 .with_context(|| format!("image {image}: its archive index {pinned}"))?;
-                return Ok(Some(ResolvedArchive {
-                    reference: pinned.to_string(),
-                    configs,
-                    image_digest: Some(resolved.digest),
+                return Ok(Some(ResolvedArchive::new(
+                    pinned.to_string(),
+                    Some(&repo),
+                    &digest,
+                    manifests,
+                    Some(resolved.digest),
                     notes,
-                }));
+                )));
             }
         }
         let mut per_platform: Vec<(Platform, Descriptor)> = vec![];
@@ -295,12 +360,14 @@ impl Resolver {
             .fetch_archive(&pinned, Some(&platform))
             .await
             .with_context(|| format!("image {image}"))?;
-        Ok(Some(ResolvedArchive {
-            reference: pinned.to_string(),
-            configs: vec![fetched.config],
-            image_digest: Some(resolved.digest),
+        Ok(Some(ResolvedArchive::new(
+            pinned.to_string(),
+            Some(&repo),
+            &entry.digest,
+            vec![fetched],
+            Some(resolved.digest),
             notes,
-        }))
+        )))
     }
 }
 

@@ -106,9 +106,11 @@ pub struct EnableArgs {
     /// The archive to use instead of looking the image up: registry/repo:tag, registry/repo@sha256:…, oci:DIR:TAG
     #[arg(long)]
     pub archive: Option<String>,
-    /// hostpath: share the node's copy (pages shared between pods); copy: per-pod emptyDir (restricted namespaces)
+    /// hostpath: share the node's copy (pages shared between pods); copy: per-pod emptyDir (restricted
+    /// namespaces); image-volume: the kubelet mounts the archive (Kubernetes 1.35+, no fetcher);
+    /// auto: image-volume where the cluster supports it, else hostpath
     #[arg(long, value_parser = parse_mode, default_value = "hostpath")]
-    pub mode: DeliveryMode,
+    pub mode: ModeChoice,
     /// The fetcher image the init container runs
     #[arg(long, default_value = podtemplate::DEFAULT_FETCHER_IMAGE)]
     pub fetcher_image: String,
@@ -233,8 +235,20 @@ pub enum Output {
     Json,
 }
 
-fn parse_mode(s: &str) -> Result<DeliveryMode, String> {
+/// `--mode`: a delivery mode, or `auto` (decided by asking the cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeChoice {
+    Auto,
+    Fixed(DeliveryMode),
+}
+
+fn parse_mode(s: &str) -> Result<ModeChoice, String> {
+    if s == "auto" {
+        return Ok(ModeChoice::Auto);
+    }
     s.parse()
+        .map(ModeChoice::Fixed)
+        .map_err(|e: String| e.replace("or image-volume", "image-volume or auto"))
 }
 
 #[cfg(test)]

@@ -13,10 +13,10 @@ mod targets;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use classcache_core::podtemplate::fetcher_url;
+use classcache_core::podtemplate::{fetcher_url, DeliveryMode};
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, DryRun, Output};
+use crate::cli::{Cli, Command, DryRun, ModeChoice, Output};
 use crate::plan::EnableSettings;
 use crate::report::Report;
 
@@ -50,7 +50,11 @@ async fn run(cli: Cli, report: &mut Report) -> Result<()> {
             let settings = EnableSettings {
                 containers: args.containers.clone(),
                 archive: args.archive.clone(),
-                mode: args.mode,
+                mode: match args.mode {
+                    ModeChoice::Fixed(mode) => mode,
+                    ModeChoice::Auto => DeliveryMode::HostPath,
+                },
+                auto_mode: args.mode == ModeChoice::Auto,
                 fetcher_image: args.fetcher_image.clone(),
                 fetcher_url: fetcher_url(),
                 store_dir: args.store_dir.clone(),
@@ -71,6 +75,9 @@ async fn run(cli: Cli, report: &mut Report) -> Result<()> {
                 .await
             } else {
                 check_file_mode(&args.target)?;
+                if settings.auto_mode {
+                    bail!("--mode auto asks the cluster whether it mounts image volumes; with -f nothing is asked: pass --mode hostpath, copy or image-volume");
+                }
                 files::run(&args.target, Some(&settings), &mut resolver, report).await
             }
         }

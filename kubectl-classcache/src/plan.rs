@@ -17,6 +17,9 @@ pub struct EnableSettings {
     pub containers: Vec<String>,
     pub archive: Option<String>,
     pub mode: DeliveryMode,
+    /// `--mode auto` chose `mode`: an archive without an image-volume form falls back to
+    /// hostpath (with a note) instead of failing.
+    pub auto_mode: bool,
     pub fetcher_image: String,
     pub fetcher_url: String,
     pub store_dir: String,
@@ -132,6 +135,37 @@ pub async fn plan_for(
         return Ok(Planned::Skip(format!("{label}: {why}")));
     }
 
+    let mut mode = settings.mode;
+    if mode == DeliveryMode::ImageVolume {
+        if let Some((_, archive)) = chosen.iter().find(|(_, a)| a.image_volume.is_none()) {
+            if archive.reference.starts_with("oci:") {
+                bail!(
+                    "{label}: archive {} is in an OCI layout, which no kubelet can pull as an image volume; push it to the \
+                     image's registry (classcache-build), or pass --mode hostpath",
+                    archive.reference
+                );
+            }
+            if !settings.auto_mode {
+                return Err(EditError::NoImageVolume {
+                    object: label,
+                    archive: archive.reference.clone(),
+                }
+                .into());
+            }
+            notes.push(format!(
+                "{label}: hostpath instead of image-volume: archive {} has no image-volume form (an index of \
+                 per-platform archives, or pushed by an older classcache-build)",
+                archive.reference
+            ));
+            mode = DeliveryMode::HostPath;
+        }
+    }
+    if mode == DeliveryMode::ImageVolume {
+        for (_, archive) in &chosen {
+            resolver.check_image_volume(archive).await?;
+        }
+    }
+
     let mut plan_containers = vec![];
     for (view, archive) in chosen {
         let config = archive.runtime_config()?;
@@ -169,17 +203,15 @@ pub async fn plan_for(
                 None
             }
         };
-        plan_containers.push(ContainerArchive::new(
-            &view.name,
-            &archive.reference,
-            config,
-            pin_image,
-        )?);
+        plan_containers.push(
+            ContainerArchive::new(&view.name, &archive.reference, config, pin_image)?
+                .with_image_volume(archive.image_volume.clone()),
+        );
     }
     Ok(Planned::Enable {
         plan: EnablePlan {
             containers: plan_containers,
-            mode: settings.mode,
+            mode,
             node_store_dir: settings.store_dir.clone(),
             fetcher_image: settings.fetcher_image.clone(),
             fetcher_url: settings.fetcher_url.clone(),

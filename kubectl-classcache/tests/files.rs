@@ -283,6 +283,34 @@ fn bad_input_fails_with_the_object_and_the_fix_and_prints_nothing() {
         "{err}"
     );
 
+    // An archive in an OCI layout has no registry for a kubelet to pull from; auto needs a cluster.
+    let (code, out, err) = run(
+        &[
+            "enable",
+            "-f",
+            job,
+            "--archive",
+            &archive,
+            "--force",
+            "--mode",
+            "image-volume",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(
+        err.contains("is in an OCI layout") && err.contains("--mode hostpath"),
+        "{err}"
+    );
+    let (code, out, err) = run(
+        &["enable", "-f", job, "--archive", &archive, "--mode", "auto"],
+        None,
+        &[],
+    );
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("--mode auto asks the cluster"), "{err}");
+
     let (code, out, err) = run(
         &["enable", "-f", job, "--archive", &archive, "deploy/nope"],
         None,

@@ -43,7 +43,7 @@ proptest! {
     fn laws_hold_on_real_manifests(
         pick in any::<prop::sample::Index>(),
         select in prop::collection::vec(any::<bool>(), 4),
-        copy: bool, force: bool, pin: bool, fail_closed: bool,
+        mode in prop::sample::select(DeliveryMode::ALL.to_vec()), force: bool, pin: bool, fail_closed: bool,
         options in prop::collection::vec("-X[a-zA-Z:+=/{}]{1,20}", 0..3),
     ) {
         let all = fixture_templates();
@@ -59,8 +59,10 @@ proptest! {
                 archive: format!("registry.example/shop/archives@{DIGEST}"),
                 runtime_options: runtime_options.clone(),
                 pin_image: pin.then(|| format!("registry.example/shop/app@{DIGEST}")),
+                archive_file: "app.jsa".into(),
+                image_volume: Some(format!("registry.example/shop/archives@{DIGEST}")),
             }).collect(),
-            mode: if copy { DeliveryMode::Copy } else { DeliveryMode::HostPath },
+            mode,
             node_store_dir: "/var/lib/classcache".into(),
             fetcher_image: DEFAULT_FETCHER_IMAGE.into(),
             fetcher_url: fetcher_url(),
@@ -95,8 +97,14 @@ proptest! {
                 let typed: k8s_openapi::api::core::v1::PodTemplateSpec =
                     serde_json::from_value(pod_template(&once).unwrap().clone()).unwrap();
                 let spec = typed.spec.unwrap();
-                let inits = spec.init_containers.unwrap();
-                prop_assert_eq!(inits.last().unwrap().name.as_str(), INIT_CONTAINER);
+                let inits = spec.init_containers.unwrap_or_default();
+                if mode.uses_fetcher() {
+                    prop_assert_eq!(inits.last().unwrap().name.as_str(), INIT_CONTAINER);
+                } else {
+                    prop_assert!(inits.iter().all(|i| i.name != INIT_CONTAINER), "{}: no init container", name);
+                    let volumes = spec.volumes.unwrap();
+                    prop_assert!(volumes.iter().any(|v| v.image.as_ref().is_some_and(|i| i.reference.as_deref() == Some(&format!("registry.example/shop/archives@{DIGEST}")[..]))), "{}: the image volume", name);
+                }
 
                 let mut undone = once.clone();
                 prop_assert!(disable_object(&mut undone).unwrap());

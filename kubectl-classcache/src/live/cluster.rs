@@ -60,7 +60,7 @@ impl Resource {
 
 /// A connected cluster.
 pub struct Cluster {
-    client: Client,
+    pub(super) client: Client,
     server: String,
     pub namespace: String,
 }

@@ -36,6 +36,16 @@ pub async fn edit(
         .namespace
         .clone()
         .unwrap_or_else(|| cluster.namespace.clone());
+    let chosen;
+    let settings = match settings {
+        Some(s) if s.auto_mode => {
+            let (mode, why) = super::image_volume::choose_mode(&cluster, &namespace).await;
+            report.note(why);
+            chosen = EnableSettings { mode, ..s.clone() };
+            Some(&chosen)
+        }
+        other => other,
+    };
     let mut printed = vec![];
     for t in &targets {
         let r = match cluster.resource(&t.resource).await {

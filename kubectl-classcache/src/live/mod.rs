@@ -4,6 +4,7 @@
 
 mod cluster;
 mod edit;
+mod image_volume;
 mod install;
 mod status;
 

@@ -3,7 +3,8 @@
 
 use anyhow::{anyhow, Result};
 use classcache_core::podtemplate::{
-    self as names, enabled_archives, fetcher_archive_path, object_label, pod_template,
+    self as names, delivery_mode, enabled_archives, fetcher_archive_path, object_label,
+    pod_template, DeliveryMode,
 };
 use serde_json::{json, Value};
 
@@ -113,9 +114,13 @@ pub async fn status(args: &StatusArgs, report: &mut Report) -> Result<()> {
                     .collect(),
                 Err(e) => vec![json!({"error": format!("{e:#}")})],
             };
-            let nodes = match &fetchers {
-                Ok(list) => archive_nodes(&cluster, &args.fetcher_namespace, list, &digest).await,
-                Err(e) => json!({"error": e}),
+            let nodes = match (&fetchers, delivery_mode(template)) {
+                // The kubelet pulls an image volume itself; no fetcher holds it.
+                (_, Some(DeliveryMode::ImageVolume)) => json!({"kubelet": true}),
+                (Ok(list), _) => {
+                    archive_nodes(&cluster, &args.fetcher_namespace, list, &digest).await
+                }
+                (Err(e), _) => json!({"error": e}),
             };
             archive_rows.push(json!({"container": container, "archive": reference, "platforms": details, "nodes": nodes}));
         }
@@ -167,6 +172,9 @@ fn print_status(rows: &[Value], none: bool) {
                 }
             }
             match a["nodes"].get("error") {
+                _ if a["nodes"]["kubelet"] == true => {
+                    println!("    delivered as an image volume: each node's kubelet pulls it with the pod")
+                }
                 Some(e) => println!("    nodes: unknown ({})", e.as_str().unwrap_or_default()),
                 None => println!(
                     "    present on {} of {} nodes{}",
