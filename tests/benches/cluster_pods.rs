@@ -1,5 +1,6 @@
 //! Benchmark on the harness's real cluster: pod start (to Ready, and to the app's start-up line)
-//! with and without the archive on the node, registry bytes per archive per cluster, and page
+//! with no archive, with init-container delivery (hostpath, archive on the node) and with
+//! image-volume delivery, registry bytes per archive per cluster, and page
 //! sharing (Σ Pss / Σ Rss of the archive's mappings) across JVM pods on one node.
 //!
 //! `cargo bench -p classcache-e2e --bench cluster_pods` (BENCH_RUNS, default 5, starts per
@@ -7,7 +8,7 @@
 //! noisy. It installs the fetcher, and leaves it installed.
 
 use classcache_e2e::apps::{example_app_image, train};
-use classcache_e2e::cluster::{cluster, exclusive, Cluster};
+use classcache_e2e::cluster::{archive_mappings, cluster, exclusive, Cluster};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -110,40 +111,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Σ Pss and Σ Rss (kB) of every mapping of `file_name` in every process on this machine (the
-/// nodes share the host's PID namespace), and how many processes map it.
-fn archive_mappings(file_name: &str) -> (u64, u64, usize) {
-    let (mut pss, mut rss, mut processes) = (0, 0, 0);
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let smaps = entry.path().join("smaps");
-        let Ok(text) = std::fs::read_to_string(&smaps) else {
-            continue;
-        };
-        let mut inside = false;
-        let mut found = false;
-        for line in text.lines() {
-            let first = line.split_whitespace().next().unwrap_or_default();
-            if first.contains('-') && !first.ends_with(':') {
-                inside = line.ends_with(file_name);
-                found |= inside;
-            } else if inside {
-                let value = |prefix: &str| {
-                    line.strip_prefix(prefix)
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                };
-                if let Some(v) = value("Pss:") {
-                    pss += v;
-                }
-                if let Some(v) = value("Rss:") {
-                    rss += v;
-                }
-            }
-        }
-        processes += usize::from(found);
-    }
-    (pss, rss, processes)
-}
-
 fn sharing(c: &Cluster, namespace: &str, app: &str, pods: usize, file_name: &str) -> (f64, usize) {
     wait_no_pods(c, namespace, app);
     scale(c, namespace, app, pods);
@@ -167,7 +134,12 @@ fn sharing(c: &Cluster, namespace: &str, app: &str, pods: usize, file_name: &str
         },
         || c.describe_namespace(namespace),
     );
-    let (pss, rss, processes) = archive_mappings(file_name);
+    let names: Vec<String> = c
+        .pods(namespace, &format!("app={app}"))
+        .into_iter()
+        .map(|(pod, _)| pod)
+        .collect();
+    let (pss, rss, processes) = archive_mappings(&names, file_name);
     scale(c, namespace, app, 0);
     (pss as f64 / rss.max(1) as f64, processes)
 }
@@ -188,6 +160,15 @@ fn main() {
     c.apply(&deployment("plain", &ns.name, &image, &node, ""));
     c.apply(&deployment("enabled", &ns.name, &image, &node, ""));
     c.plugin_ok(&["enable", "deploy/enabled", "-n", &ns.name]);
+    c.apply(&deployment("volume", &ns.name, &image, &node, ""));
+    c.plugin_ok(&[
+        "enable",
+        "deploy/volume",
+        "-n",
+        &ns.name,
+        "--mode",
+        "image-volume",
+    ]);
     let template = c.get_json(&["deployment", "-n", &ns.name, "enabled"]);
     let annotation = template["spec"]["template"]["metadata"]["annotations"]
         ["classcache.io/archive"]
@@ -204,10 +185,16 @@ fn main() {
     let log_mark = log_lines();
     let (first_ready, first_line) = one_start(c, &ns.name, "enabled");
     let (_, served) = c.registry_blob_gets(&reference, &layer, log_mark);
+    // The first image-volume start: the kubelet pulls the archive's form (same layer blob).
+    let (first_volume_ready, first_volume_line) = one_start(c, &ns.name, "volume");
 
     let mut plain = (vec![], vec![]);
     let mut enabled = (vec![], vec![]);
+    let mut volume = (vec![], vec![]);
     for _ in 0..runs {
+        let (r, l) = one_start(c, &ns.name, "volume");
+        volume.0.push(r);
+        volume.1.push(l);
         let (r, l) = one_start(c, &ns.name, "plain");
         plain.0.push(r);
         plain.1.push(l);
@@ -226,6 +213,14 @@ fn main() {
     let (_, served_again) = c.registry_blob_gets(&reference, &layer, log_mark2);
 
     let (shared_mode0, mapped0) = sharing(c, &ns.name, "enabled", pods, &file_name);
+    let volume_file = format!(
+        "/{}",
+        c.registry_manifest(&reference)["layers"][0]["annotations"]
+            ["org.opencontainers.image.title"]
+            .as_str()
+            .expect("the layer names its file")
+    );
+    let (shared_volume, mapped_volume) = sharing(c, &ns.name, "volume", pods, &volume_file);
     // The JVM's default since JDK 20 and in Debian's 17.0.15: relocate the archive.
     c.kubectl_ok(&[
         "set",
@@ -250,6 +245,7 @@ fn main() {
 
     let (pr, pl) = (median(plain.0), median(plain.1));
     let (er, el) = (median(enabled.0), median(enabled.1));
+    let (vr, vl) = (median(volume.0), median(volume.1));
     println!(
         "cluster_pods on {} ({} runs per variant, medians)",
         c.version, runs
@@ -257,8 +253,12 @@ fn main() {
     println!("  pod start, scale 0->1 on {node}:");
     println!("    without archive        Ready {pr:6.2} s   start-up line {pl:6.2} s");
     println!("    archive on the node    Ready {er:6.2} s   start-up line {el:6.2} s   (with/without: Ready {:.2}, line {:.2})", er / pr, el / pl);
+    println!("    image volume           Ready {vr:6.2} s   start-up line {vl:6.2} s   (with/without: Ready {:.2}, line {:.2}; vs init container: line {:.2})", vr / pr, vl / pl, vl / el);
     println!(
         "    first start, no copy   Ready {first_ready:6.2} s   start-up line {first_line:6.2} s"
+    );
+    println!(
+        "    first image-volume start (kubelet pull)   Ready {first_volume_ready:6.2} s   start-up line {first_volume_line:6.2} s"
     );
     println!(
         "  registry: the archive layer ({layer_size} bytes) was sent {served} bytes for the first node and {served_again} for the second: {:.2} copies per cluster",
@@ -267,5 +267,8 @@ fn main() {
     println!(
         "  page sharing, {pods} JVM pods on {node}: sum Pss / sum Rss = {shared_mode0:.3} (ArchiveRelocationMode=0, {mapped0} processes map it), {shared_mode1:.3} with the default relocation ({mapped1} processes); ideal 1/{pods} = {:.3}",
         1.0 / pods as f64
+    );
+    println!(
+        "  page sharing, image volume, {pods} JVM pods on {node}: sum Pss / sum Rss = {shared_volume:.3} ({mapped_volume} processes map it; the same JVM options as the first hostpath figure)"
     );
 }

@@ -96,6 +96,17 @@ pub fn train(h: &Harness, image: &str, extra_args: &[&str]) {
     train_report(h, image, extra_args);
 }
 
+/// [`example_app_image`], trained and pushed once per test process by classcache-build with one
+/// verification run (its archive's subject is this image). Returns the image reference.
+pub fn trained_example_app(h: &Harness) -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let image = example_app_image(h);
+        train(h, &image, &["--verify-runs", "1"]);
+        image
+    })
+}
+
 /// [`train`], returning `classcache-build`'s JSON report (`classes.total`,
 /// `classes.fromArchive`, `archive.reference`…).
 pub fn train_report(h: &Harness, image: &str, extra_args: &[&str]) -> Value {

@@ -319,23 +319,8 @@ impl Cluster {
     /// The layer (digest, size) of the archive `reference` (`repo@sha256:…`, an archive
     /// manifest or an index of them, whose first entry is taken), read from the registry.
     pub fn archive_layer(&self, reference: &str) -> (String, u64) {
-        let (repository, digest) = reference.rsplit_once('@').expect("a pinned reference");
-        let path = repository.split_once('/').expect("registry/repository").1;
-        let url = format!(
-            "{}/v2/{path}/manifests/{digest}",
-            self.harness.registry_url()
-        );
-        let output = Command::new("curl")
-            .args([
-                "-fsS",
-                "-H",
-                "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
-                &url,
-            ])
-            .output()
-            .expect("curl runs");
-        let manifest: Value = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("{url}: {e}: {}", String::from_utf8_lossy(&output.stderr)));
+        let repository = reference.rsplit_once('@').expect("a pinned reference").0;
+        let manifest = self.registry_manifest(reference);
         if let Some(first) = manifest["manifests"].as_array().and_then(|m| m.first()) {
             let platform = format!("{repository}@{}", first["digest"].as_str().unwrap());
             return self.archive_layer(&platform);
@@ -347,6 +332,67 @@ impl Cluster {
                 .expect("a layer digest")
                 .to_string(),
             layer["size"].as_u64().expect("a layer size"),
+        )
+    }
+
+    /// The manifest or index `reference` (`registry/repo@sha256:…` or `registry/repo:tag`)
+    /// names, as the registry serves it.
+    pub fn registry_manifest(&self, reference: &str) -> Value {
+        let (repository, pinned) = reference
+            .rsplit_once('@')
+            .or_else(|| reference.rsplit_once(':'))
+            .expect("a pinned or tagged reference");
+        let path = repository.split_once('/').expect("registry/repository").1;
+        let url = format!(
+            "{}/v2/{path}/manifests/{pinned}",
+            self.harness.registry_url()
+        );
+        let output = Command::new("curl")
+            .args([
+                "-fsS",
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+                &url,
+            ])
+            .output()
+            .expect("curl runs");
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{url}: {e}: {}", String::from_utf8_lossy(&output.stderr)))
+    }
+
+    /// Stores `manifest` (an OCI image manifest) in `repository` (`registry/repo`) under `tag`;
+    /// returns its pinned reference.
+    pub fn put_registry_manifest(&self, repository: &str, tag: &str, manifest: &Value) -> String {
+        let body = serde_json::to_vec(manifest).unwrap();
+        let path = repository.split_once('/').expect("registry/repository").1;
+        let url = format!("{}/v2/{path}/manifests/{tag}", self.harness.registry_url());
+        let mut child = Command::new("curl")
+            .args([
+                "-fsS",
+                "-X",
+                "PUT",
+                "-H",
+                "Content-Type: application/vnd.oci.image.manifest.v1+json",
+                "--data-binary",
+                "@-",
+                &url,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("curl runs");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&body).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "PUT {url}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        format!(
+            "{repository}@sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body))
         )
     }
 
@@ -456,4 +502,51 @@ fn ok<S: AsRef<OsStr>>(program: &Path, args: &[S], output: Output) -> String {
         );
     }
     String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Σ Pss and Σ Rss (kB) of every mapping of a file whose path ends with `file_name`, in the
+/// processes of the pods `pods` (found by the `HOSTNAME` the kubelet gives each pod; the nodes
+/// share this machine's PID namespace), and how many of those processes map it.
+pub fn archive_mappings(pods: &[String], file_name: &str) -> (u64, u64, usize) {
+    let (mut pss, mut rss, mut processes) = (0, 0, 0);
+    let hostnames: Vec<Vec<u8>> = pods
+        .iter()
+        .map(|p| format!("HOSTNAME={p}").into_bytes())
+        .collect();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !environ
+            .split(|b| *b == 0)
+            .any(|v| hostnames.iter().any(|h| h == v))
+        {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path().join("smaps")) else {
+            continue;
+        };
+        let mut inside = false;
+        let mut found = false;
+        for line in text.lines() {
+            let first = line.split_whitespace().next().unwrap_or_default();
+            if first.contains('-') && !first.ends_with(':') {
+                inside = line.ends_with(file_name);
+                found |= inside;
+            } else if inside {
+                let value = |prefix: &str| {
+                    line.strip_prefix(prefix)
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                };
+                if let Some(v) = value("Pss:") {
+                    pss += v;
+                }
+                if let Some(v) = value("Rss:") {
+                    rss += v;
+                }
+            }
+        }
+        processes += usize::from(found);
+    }
+    (pss, rss, processes)
 }

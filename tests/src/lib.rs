@@ -65,6 +65,11 @@ pub fn harness() -> &'static Harness {
 }
 
 /// The workspace root (the directory holding `tests/`, `core/`, `Cargo.toml`).
+/// Marks the next step of a long end-to-end test in its output.
+pub fn step(what: &str) {
+    eprintln!("\n=== {what}");
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -6,29 +6,14 @@
 //! One test walks the steps in order, because they share the cluster-wide fetcher install.
 
 use classcache_core::podtemplate::DEFAULT_FETCHER_IMAGE;
-use classcache_e2e::apps::{example_app_image, train};
+use classcache_e2e::apps::trained_example_app;
 use classcache_e2e::cluster::{cluster, exclusive, Cluster};
 use classcache_e2e::repo_root;
+use classcache_e2e::step;
 use serde_json::Value;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 const ROLLOUT: Duration = Duration::from_secs(300);
-
-fn step(what: &str) {
-    eprintln!("\n=== {what}");
-}
-
-/// The example app as a non-root image in the harness registry, trained and pushed by
-/// classcache-build (its archive's subject is this image). Returns the image reference.
-fn trained_app(c: &Cluster) -> &'static str {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let image = example_app_image(c.harness);
-        train(c.harness, &image, &["--verify-runs", "1"]);
-        image
-    })
-}
 
 /// A Deployment of the app with one replica per node, its own JVM options (class-load logging,
 /// a heap size) in JAVA_TOOL_OPTIONS, as real workloads carry them.
@@ -125,7 +110,7 @@ fn pipeline_on_real_nodes() {
         c.nodes
     );
     assert_eq!(c.fetcher_image(), DEFAULT_FETCHER_IMAGE);
-    let app_image = trained_app(c);
+    let app_image = trained_example_app(c.harness);
 
     step("install: every object accepted, a Ready fetcher on every node");
     // What an earlier, interrupted run left goes first: its namespaces, then its install.

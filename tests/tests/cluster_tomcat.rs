@@ -6,16 +6,13 @@
 
 use classcache_e2e::apps::{tomcat_image, train_tomcat, APP_USER, TOMCAT_PORT};
 use classcache_e2e::cluster::{cluster, exclusive};
+use classcache_e2e::step;
 use std::time::Duration;
 
 const ROLLOUT: Duration = Duration::from_secs(300);
 /// Tomcat with its webapps loads a few thousand classes; several hundred of them must come
 /// from the archive in the pod.
 const MIN_FROM_ARCHIVE: usize = 500;
-
-fn step(what: &str) {
-    eprintln!("\n=== {what}");
-}
 
 /// A Tomcat Deployment with the workload's own JVM options (class-load logging, a heap size),
 /// non-root, ready when Tomcat answers `GET /` on its port.
