@@ -182,13 +182,25 @@ async fn hash_stream(mut blob: classcache_oci::registry::BlobStream, skip: u64) 
     (hex::encode(hasher.finalize()), seen)
 }
 
+/// The size of the archive's config plus that of its image-volume form's config: the small
+/// blobs a push uploads besides the layer (the form reuses the layer).
 async fn config_size(client: &RegistryClient, repo: &RegistryRef, manifest_digest: &Digest) -> u64 {
-    let raw = client
-        .get_manifest(&repo.with_digest(manifest_digest))
-        .await
-        .unwrap();
-    let manifest: ImageManifest = serde_json::from_slice(&raw.bytes).unwrap();
-    manifest.config.size
+    let read = |digest: Digest| async move {
+        let raw = client
+            .get_manifest(&repo.with_digest(&digest))
+            .await
+            .unwrap();
+        serde_json::from_slice::<ImageManifest>(&raw.bytes).unwrap()
+    };
+    let manifest = read(manifest_digest.clone()).await;
+    let form_digest = classcache_core::artifact::image_volume_of(&manifest)
+        .expect("every archive names its image-volume form");
+    let form = read(form_digest).await;
+    assert_eq!(
+        form.layers[0].digest, manifest.layers[0].digest,
+        "the form reuses the layer"
+    );
+    manifest.config.size + form.config.size
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
