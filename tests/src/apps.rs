@@ -4,6 +4,9 @@
 //!
 //! - [`example_app_image`]: the example shop app (`examples/`) on the harness's JDK 17.
 //! - [`tomcat_image`]: Debian's Tomcat 10 with its examples and manager webapps on the same JDK.
+//! - [`spring_boot_image`]: the PetClinic-sized Spring Boot service (`examples/spring-boot-3`
+//!   on JDK 17, `examples/spring-boot-4` on JDK 25), built with Maven from Maven Central, with
+//!   the OpenTelemetry Java agent ([`otel_agent_jar`]) in the image at [`OTEL_AGENT_IN_IMAGE`].
 //!
 //! Each image is built once per test process; the references are unique, so concurrent test
 //! processes never share (or overwrite) one another's images and archives.
@@ -290,4 +293,199 @@ fn check_tomcat_files() {
         "{missing:?} missing: run tests/harness/up.sh, which installs {}",
         TOMCAT_PACKAGES.join(" ")
     );
+}
+
+/// A Spring Boot generation of the PetClinic example: one source tree
+/// (`examples/spring-boot-3/src`), built under each parent by `examples/spring-apps.sh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpringBoot {
+    /// `examples/spring-boot-3`: Spring Boot 3.5.7, on the harness's JDK 17.
+    Three,
+    /// `examples/spring-boot-4`: Spring Boot 4.0.7 (compiled for Java 17), on the harness's JDK 25.
+    Four,
+}
+
+impl SpringBoot {
+    pub const ALL: [SpringBoot; 2] = [SpringBoot::Three, SpringBoot::Four];
+
+    /// The version of `spring-boot-starter-parent` in its pom (the image's tag).
+    pub fn version(self) -> &'static str {
+        match self {
+            SpringBoot::Three => "3.5.7",
+            SpringBoot::Four => "4.0.7",
+        }
+    }
+
+    /// The major version, as `examples/spring-apps.sh jar` takes it.
+    pub fn major(self) -> u8 {
+        match self {
+            SpringBoot::Three => 3,
+            SpringBoot::Four => 4,
+        }
+    }
+
+    /// The feature release of the JDK its image runs on.
+    pub fn jdk(self) -> u8 {
+        match self {
+            SpringBoot::Three => 17,
+            SpringBoot::Four => 25,
+        }
+    }
+
+    /// The harness's JDK image its image is built `FROM`.
+    pub fn base_image(self, h: &Harness) -> &str {
+        match self {
+            SpringBoot::Three => &h.jdk17_image,
+            SpringBoot::Four => &h.jdk25_image,
+        }
+    }
+}
+
+/// The class Spring logs as `Started PetClinicApplication in X seconds (process running for Y)`.
+pub const SPRING_APP_MAIN: &str = "PetClinicApplication";
+
+/// The Spring Boot image's HTTP port (Spring's default). Runs on the host network move it with
+/// the `SERVER_PORT` environment variable; pods keep this one.
+pub const SPRING_PORT: u16 = 8080;
+
+/// The extracted application jar the Spring Boot image runs (`java -jar` this); its manifest's
+/// class path names `/app/lib/`.
+pub const SPRING_APP_JAR_IN_IMAGE: &str = "/app/petclinic.jar";
+
+/// Where the Spring Boot images hold the OpenTelemetry Java agent; nothing attaches it by default.
+pub const OTEL_AGENT_IN_IMAGE: &str = "/otel/opentelemetry-javaagent.jar";
+
+/// The environment that attaches the agent in the image as production fleets do, exporting
+/// nothing (so it needs no collector). Pass each as `docker run -e NAME=VALUE`.
+pub const OTEL_AGENT_ENV: &[(&str, &str)] = &[
+    (
+        "JAVA_TOOL_OPTIONS",
+        "-javaagent:/otel/opentelemetry-javaagent.jar",
+    ),
+    ("OTEL_TRACES_EXPORTER", "none"),
+    ("OTEL_METRICS_EXPORTER", "none"),
+    ("OTEL_LOGS_EXPORTER", "none"),
+];
+
+/// Runs `examples/spring-apps.sh` with `args` and returns the path it prints; panics with its
+/// output when it fails.
+fn spring_apps_script(args: &[&str]) -> PathBuf {
+    let script = repo_root().join("examples/spring-apps.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{} {} failed ({}):\n{}{}",
+        script.display(),
+        args.join(" "),
+        output.status,
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = PathBuf::from(stdout.trim());
+    assert!(
+        path.is_file(),
+        "{} {} printed {path:?}, which is no file",
+        script.display(),
+        args.join(" ")
+    );
+    path
+}
+
+/// The Spring Boot example's executable jar (`petclinic.jar`), built by Maven once per pom and
+/// source hash and cached under `/var/cache/classcache` (`examples/spring-apps.sh jar`).
+pub fn spring_boot_jar(boot: SpringBoot) -> PathBuf {
+    static THREE: OnceLock<PathBuf> = OnceLock::new();
+    static FOUR: OnceLock<PathBuf> = OnceLock::new();
+    let cell = match boot {
+        SpringBoot::Three => &THREE,
+        SpringBoot::Four => &FOUR,
+    };
+    cell.get_or_init(|| spring_apps_script(&["jar", &boot.major().to_string()]))
+        .clone()
+}
+
+/// The OpenTelemetry Java agent's jar (`io.opentelemetry.javaagent:opentelemetry-javaagent`,
+/// the version `examples/spring-apps.sh` pins), downloaded once into the cached Maven repository.
+pub fn otel_agent_jar() -> PathBuf {
+    static JAR: OnceLock<PathBuf> = OnceLock::new();
+    JAR.get_or_init(|| spring_apps_script(&["otel-agent"]))
+        .clone()
+}
+
+/// The version of [`otel_agent_jar`], from its Maven file name
+/// (`opentelemetry-javaagent-<version>.jar`): the agent logs it at start-up.
+pub fn otel_agent_version() -> String {
+    let jar = otel_agent_jar();
+    let name = jar.file_name().unwrap_or_default().to_string_lossy();
+    name.strip_prefix("opentelemetry-javaagent-")
+        .and_then(|n| n.strip_suffix(".jar"))
+        .unwrap_or_else(|| panic!("{}: not a Maven opentelemetry-javaagent jar", jar.display()))
+        .to_string()
+}
+
+/// The Spring Boot example's image (`examples/docker/spring-boot.Dockerfile`) `FROM` the
+/// harness's JDK image for `boot`: the jar extracted with Spring Boot's tools jarmode at build
+/// time, the OpenTelemetry agent at [`OTEL_AGENT_IN_IMAGE`] (not attached), user 65532,
+/// entrypoint `java -jar /app/petclinic.jar`. Pushed to the harness registry once per process;
+/// returns its reference, `127.0.0.1:5055/examples/spring-boot-3-…:3.5.7`.
+pub fn spring_boot_image(h: &Harness, boot: SpringBoot) -> String {
+    static THREE: OnceLock<String> = OnceLock::new();
+    static FOUR: OnceLock<String> = OnceLock::new();
+    let cell = match boot {
+        SpringBoot::Three => &THREE,
+        SpringBoot::Four => &FOUR,
+    };
+    cell.get_or_init(|| {
+        let context = tempfile::tempdir().unwrap();
+        std::fs::copy(spring_boot_jar(boot), context.path().join("petclinic.jar")).unwrap();
+        std::fs::copy(
+            otel_agent_jar(),
+            context.path().join("opentelemetry-javaagent.jar"),
+        )
+        .unwrap();
+        let dockerfile =
+            std::fs::read_to_string(repo_root().join("examples/docker/spring-boot.Dockerfile"))
+                .unwrap();
+        let default_base = "ARG BASE=eclipse-temurin:25-jre";
+        assert!(
+            dockerfile.contains(default_base),
+            "examples/docker/spring-boot.Dockerfile has no `{default_base}` line to replace"
+        );
+        let dockerfile =
+            dockerfile.replace(default_base, &format!("ARG BASE={}", boot.base_image(h)));
+        std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+        let repository = h.registry_ref(&unique_name(&format!(
+            "examples/spring-boot-{}",
+            boot.major()
+        )));
+        let image = format!("{repository}:{}", boot.version());
+        h.docker_build(context.path(), &image);
+        h.docker_ok(&["push", "-q", &image]);
+        image
+    })
+    .clone()
+}
+
+/// The seconds Spring reports in its `Started <App> in X seconds (process running for Y)` line
+/// of `log`: (X, Y), or None before that line.
+pub fn spring_started_seconds(log: &str) -> Option<(f64, f64)> {
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("Started {SPRING_APP_MAIN} in ")))?;
+    let after = line.split_once(" in ")?.1;
+    let started = after.split_whitespace().next()?.parse().ok()?;
+    let running = after
+        .split_once("process running for ")?
+        .1
+        .trim_end_matches(')')
+        .trim()
+        .parse()
+        .ok()?;
+    Some((started, running))
 }
