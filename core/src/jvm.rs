@@ -250,6 +250,41 @@ pub struct TrainingPlan {
     pub require_options: Vec<String>,
 }
 
+/// Whether a JVM option loads a Java agent (`-javaagent:<jar>[=options]`).
+pub fn is_java_agent(option: &str) -> bool {
+    option.starts_with("-javaagent:")
+}
+
+/// The agent jar of a `-javaagent:<jar>[=options]` option.
+pub fn java_agent_jar(option: &str) -> Option<&str> {
+    let rest = option.strip_prefix("-javaagent:")?;
+    Some(rest.split_once('=').map_or(rest, |(jar, _)| jar))
+}
+
+/// Whether a JVM's output says a `-javaagent` stopped it at start: its premain threw, or the
+/// jar could not be loaded (HotSpot's `libinstrument` messages).
+pub fn agent_failed_to_start(output: &str) -> bool {
+    [
+        "processing of -javaagent failed",
+        "loadClassAndCallPremain",
+        "Error opening zip file or JAR manifest missing",
+    ]
+    .iter()
+    .any(|m| output.contains(m))
+}
+
+/// What an agent that failed at start threw, from the JVM's output: the last `Caused by:` of its
+/// stack trace, else the exception line itself.
+pub fn agent_failure_cause(output: &str) -> Option<String> {
+    let lines: Vec<&str> = output.lines().map(str::trim).collect();
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("Caused by: "))
+        .or_else(|| lines.iter().find(|l| l.starts_with("Exception in thread")))
+        .map(|l| l.to_string())
+}
+
 /// The JDK 24 AOT configuration the record step writes and the create step reads.
 pub const AOT_CONFIGURATION_FILE: &str = "app.aotconf";
 /// The class list the static AppCDS training step writes and the dump step reads.
@@ -365,7 +400,14 @@ pub fn training_plan(
         archive_options.push("-XX:+UnlockDiagnosticVMOptions".to_string());
         archive_options.push("-XX:ArchiveRelocationMode=0".to_string());
     }
-    let mut runtime_options = app_options.clone();
+    // The workload runs its own agent (`enable` checks that it is the one trained with): the
+    // archive's options never add one, so an agent missing from a production image cannot stop
+    // the JVM and none is loaded twice.
+    let mut runtime_options: Vec<String> = app_options
+        .iter()
+        .filter(|o| !is_java_agent(o))
+        .cloned()
+        .collect();
     for option in &archive_options {
         push_once(&mut runtime_options, option);
     }
@@ -581,15 +623,25 @@ mod tests {
             ]
         );
         assert_eq!(
-            plan.runtime_options[..5],
+            plan.runtime_options[..4],
             [
                 "-XX:+UseG1GC",
                 "-XX:+UnlockDiagnosticVMOptions",
                 "-XX:+AllowArchivingWithJavaAgent",
-                "-javaagent:/opt/agent.jar",
                 "-XX:SharedArchiveFile={archive}"
-            ]
+            ],
+            "the workload runs its own agent: run-time options never add one"
         );
+        assert!(
+            plan.app_options
+                .contains(&"-javaagent:/opt/agent.jar".to_string()),
+            "verification runs attach it"
+        );
+        assert_eq!(
+            java_agent_jar("-javaagent:/a/b.jar=x=1,y"),
+            Some("/a/b.jar")
+        );
+        assert_eq!(java_agent_jar("-jar"), None);
         assert_eq!(plan.require_options, ["-Xshare:on"]);
         // The AOT cache takes an attached agent without the diagnostic flag.
         let plan = training_plan(ArchiveKind::AotCache, 25, "/w", Some(&agent), &[]);

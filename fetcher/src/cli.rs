@@ -172,6 +172,7 @@ mod tests {
                             pin_image: None,
                             archive_file: "app.jsa".into(),
                             image_volume: None,
+                            trained_agent: None,
                         })
                         .collect(),
                     mode,
@@ -180,7 +181,7 @@ mod tests {
                     fetcher_url: fetcher_url(),
                     timeout_secs: 45,
                     fail_closed,
-                    allow_value_from: false,
+                    force: false,
                 };
                 let mut template = serde_json::json!({"spec": {"containers": [
                     {"name": "app", "image": "app:1"},

@@ -217,7 +217,7 @@ pub async fn plan_for(
             fetcher_url: settings.fetcher_url.clone(),
             timeout_secs: settings.timeout_secs,
             fail_closed: settings.fail_closed,
-            allow_value_from: settings.force,
+            force: settings.force,
         },
         notes,
     })

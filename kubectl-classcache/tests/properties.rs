@@ -61,6 +61,7 @@ proptest! {
                 pin_image: pin.then(|| format!("registry.example/shop/app@{DIGEST}")),
                 archive_file: "app.jsa".into(),
                 image_volume: Some(format!("registry.example/shop/archives@{DIGEST}")),
+                trained_agent: None,
             }).collect(),
             mode,
             node_store_dir: "/var/lib/classcache".into(),
@@ -68,7 +69,7 @@ proptest! {
             fetcher_url: fetcher_url(),
             timeout_secs: 30,
             fail_closed,
-            allow_value_from: force,
+            force,
         };
         let mut once = original.clone();
         match enable_object(&mut once, &plan) {

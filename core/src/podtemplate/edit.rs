@@ -6,7 +6,8 @@ use super::locate::{containers, object_label, pod_template_mut};
 use super::options::{conflicting_options, merge_java_tool_options};
 use super::{ContainerArchive, EditError, EnablePlan, Warning};
 use crate::artifact::{ArchiveConfig, ARCHIVE_PATH_PLACEHOLDER};
-use crate::key::is_sha256_digest;
+use crate::jvm::{is_java_agent, java_agent_jar};
+use crate::key::{is_sha256_digest, AgentMode};
 use crate::paths::{
     pod_archive_path, pod_image_volume_archive_path, POD_ARCHIVE_DIR, PUBLISHED_SUBDIR,
 };
@@ -73,13 +74,31 @@ impl ContainerArchive {
         config: &ArchiveConfig,
         pin_image: Option<String>,
     ) -> Result<Self, EditError> {
+        // Archives written before agents were left to the workload carry `-javaagent` in
+        // their run-time options: it is dropped here, and names the trained agent.
+        let old_agent = config
+            .runtime_options
+            .iter()
+            .find_map(|o| java_agent_jar(o))
+            .map(str::to_string);
+        let trained_agent = match &config.agent {
+            Some(a) if a.identity.mode == AgentMode::Attached => Some(a.path.clone()),
+            Some(_) => None,
+            None => old_agent,
+        };
         let plan = ContainerArchive {
             container: container.to_string(),
             archive: reference.to_string(),
-            runtime_options: config.runtime_options.clone(),
+            runtime_options: config
+                .runtime_options
+                .iter()
+                .filter(|o| !is_java_agent(o))
+                .cloned()
+                .collect(),
             pin_image,
             archive_file: config.archive.name.clone(),
             image_volume: None,
+            trained_agent,
         };
         plan.pinned_digest(container)?;
         Ok(plan)
@@ -438,6 +457,7 @@ fn enable_fresh(
             let field = |f: &str| format!("container {:?} {f}", c.container);
             let container = as_object(container, object, &field(""))?;
             let ours = c.options_for_pod(object, plan.mode)?;
+            check_agents(container, c, plan.force, object, &mut warnings)?;
             let mut warn = |message: String| {
                 warnings.push(Warning {
                     object: object.to_string(),
@@ -496,7 +516,7 @@ fn enable_fresh(
             });
             match &java_tool_options {
                 Some(EnvEntryRecord { index, entry }) if entry.get("valueFrom").is_some() => {
-                    if !plan.allow_value_from {
+                    if !plan.force {
                         return Err(EditError::ValueFrom { object: object.to_string(), container: c.container.clone() });
                     }
                     let value = merge_java_tool_options(Some(&format!("$({JAVA_TOOL_OPTIONS})")), &ours);
@@ -635,6 +655,100 @@ fn enable_fresh(
         Value::String(serde_json::to_string(&record).expect("the record serializes")),
     );
     Ok(warnings)
+}
+
+/// The agent jars a container's JVM loads, in order: `-javaagent` in its `JAVA_TOOL_OPTIONS`
+/// and `JDK_JAVA_OPTIONS` (plain values), command and args.
+fn workload_agents(container: &Map<String, Value>) -> Vec<String> {
+    let env = container.get("env").and_then(Value::as_array);
+    let env_value = |name: &str| {
+        env.into_iter()
+            .flatten()
+            .filter(|e| e.get("name").and_then(Value::as_str) == Some(name))
+            .filter_map(|e| e.get("value").and_then(Value::as_str))
+            .flat_map(str::split_whitespace)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let list = |key: &str| -> Vec<String> {
+        container
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect()
+    };
+    [
+        env_value(JAVA_TOOL_OPTIONS),
+        env_value("JDK_JAVA_OPTIONS"),
+        list("command"),
+        list("args"),
+    ]
+    .concat()
+    .iter()
+    .filter_map(|t| java_agent_jar(t.trim_matches('"')).map(str::to_string))
+    .collect()
+}
+
+/// The container must run exactly the agent the archive was trained with attached (`enable`
+/// never adds one); an error names both, or a warning with `force`. A container that runs an
+/// agent the archive was trained without, or one agent twice, gets a warning.
+fn check_agents(
+    container: &Map<String, Value>,
+    plan: &ContainerArchive,
+    force: bool,
+    object: &str,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), EditError> {
+    let runs = workload_agents(container);
+    let mut warn = |message: String| {
+        warnings.push(Warning {
+            object: object.to_string(),
+            container: plan.container.clone(),
+            message,
+        })
+    };
+    for (i, jar) in runs.iter().enumerate() {
+        if runs[..i].contains(jar) {
+            warn(format!(
+                "it loads the agent {jar} twice; keep one -javaagent for it"
+            ));
+        }
+    }
+    let mut distinct = runs.clone();
+    distinct.dedup();
+    match (&plan.trained_agent, distinct.as_slice()) {
+        (Some(trained), [one]) if one == trained => Ok(()),
+        (Some(trained), found) => {
+            let runs = match found {
+                [] => "runs no Java agent".to_string(),
+                _ => format!("runs the agent {}", found.join(" and ")),
+            };
+            if !force {
+                return Err(EditError::AgentMismatch {
+                    object: object.to_string(),
+                    container: plan.container.clone(),
+                    trained: trained.clone(),
+                    runs,
+                });
+            }
+            warn(format!(
+                "it {runs} but the archive was trained with {trained} (--force): the JVM uses what matches; train with its own agent"
+            ));
+            Ok(())
+        }
+        (None, []) => Ok(()),
+        (None, found) => {
+            warn(format!(
+                "it runs the agent {}, and the archive was trained without one: the classes the agent adds load from \
+                 the class path; train with it (classcache-build --agent-in-image {}) to archive them too",
+                found.join(" and "),
+                found[0]
+            ));
+            Ok(())
+        }
+    }
 }
 
 /// The init container, restricted-profile compliant, with small requests.

@@ -39,6 +39,9 @@ pub struct ContainerArchive {
     /// The archive's image-volume form pinned by digest (`<registry>/<repo>@sha256:<hex>`), which
     /// [`DeliveryMode::ImageVolume`] mounts; `None` when the archive has none.
     pub image_volume: Option<String>,
+    /// The jar of the agent the archive was trained with attached (`config.agent.path`), which
+    /// the container must itself run; the edit never adds an agent.
+    pub trained_agent: Option<String>,
 }
 
 /// Everything `enable` needs beyond the object itself.
@@ -52,8 +55,9 @@ pub struct EnablePlan {
     pub fetcher_url: String,
     pub timeout_secs: u64,
     pub fail_closed: bool,
-    /// Accept a `JAVA_TOOL_OPTIONS` taken from `valueFrom` by adding a second entry that expands it.
-    pub allow_value_from: bool,
+    /// `--force`: accept a `JAVA_TOOL_OPTIONS` taken from `valueFrom` (adding a second entry that
+    /// expands it) and an agent that differs from the one the archive was trained with (a warning).
+    pub force: bool,
 }
 
 /// Something `enable` did that the user should know about, with what to do.
@@ -110,6 +114,13 @@ pub enum EditError {
     UnpinnedArchive { object: String, reference: String },
     #[error("{object}: archive {archive} has no image-volume form (it is an index of per-platform archives, or was pushed by a classcache-build older than image-volume support); push it again with this version's classcache-build, or pass --mode hostpath")]
     NoImageVolume { object: String, archive: String },
+    #[error("{object}: container {container:?} {runs}, but its archive was trained with the agent {trained} attached; classcache never adds an agent to a workload (a jar missing from the image stops the JVM): train with the agent the container runs (classcache-build --agent-in-image <its path>), or pass --force to enable anyway (the JVM then skips what it cannot use)")]
+    AgentMismatch {
+        object: String,
+        container: String,
+        trained: String,
+        runs: String,
+    },
     #[error("{object}: annotation {annotation} is not a valid classcache record ({reason}); restore the pod template by hand (kubectl rollout history / undo), then remove the classcache.io/ annotations")]
     BadRecord {
         object: String,

@@ -184,6 +184,7 @@ fn plan(
                         DIGEST_B
                     }
                 )),
+                trained_agent: None,
             })
             .collect(),
         mode,
@@ -192,7 +193,7 @@ fn plan(
         fetcher_url: fetcher_url(),
         timeout_secs: 120,
         fail_closed: false,
-        allow_value_from: force,
+        force,
     }
 }
 
@@ -405,4 +406,144 @@ fn image_volume_mode_mounts_each_archive_form_without_an_init_container() {
     assert!(matches!(e, EditError::NoImageVolume { .. }), "{e}");
     assert!(e.to_string().contains("--mode hostpath"), "{e}");
     assert_eq!(t, original);
+}
+
+/// `enable` against the agents a workload runs: one case per rule of the agent model.
+#[test]
+fn agents_are_the_workloads_own_never_added_and_checked_against_the_archive() {
+    const OTEL: &str = "/otel/opentelemetry-javaagent.jar";
+    let template = |env: Option<(&str, &str)>, args: Option<&[&str]>| {
+        let mut c = json!({"name": "app", "image": "a"});
+        if let Some((name, value)) = env {
+            c["env"] = json!([{"name": name, "value": value}]);
+        }
+        if let Some(args) = args {
+            c["args"] = json!(args);
+        }
+        json!({"spec": {"containers": [c]}})
+    };
+    let with_agent = |trained: Option<&str>, force: bool| {
+        let mut p = plan(
+            &template(None, None),
+            &[true],
+            false,
+            DeliveryMode::HostPath,
+            force,
+            false,
+        );
+        p.containers[0].trained_agent = trained.map(str::to_string);
+        p
+    };
+    // Enables a copy of `t`; on error the copy must be unchanged.
+    let enable = |t: &Value, trained: Option<&str>, force: bool| {
+        let mut edited = t.clone();
+        let result = enable_template(&mut edited, &with_agent(trained, force), "Deployment/shop");
+        if result.is_err() {
+            assert_eq!(&edited, t, "a refused enable changes nothing");
+        }
+        result.map(|warnings| (edited, warnings))
+    };
+    // The containers only: the undo record keeps a copy of the original value.
+    let agents_in = |t: &Value| -> usize {
+        t["spec"]["containers"]
+            .to_string()
+            .matches("-javaagent:")
+            .count()
+    };
+
+    // Trained with the agent the workload runs (in JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS or args):
+    // accepted, and the agent is still loaded exactly once.
+    for t in [
+        template(
+            Some(("JAVA_TOOL_OPTIONS", &format!("-javaagent:{OTEL}=x -Xmx1g"))),
+            None,
+        ),
+        template(
+            Some(("JDK_JAVA_OPTIONS", &format!("-javaagent:{OTEL}"))),
+            None,
+        ),
+        template(
+            None,
+            Some(&[&format!("-javaagent:{OTEL}"), "-jar", "app.jar"]),
+        ),
+    ] {
+        let (edited, warnings) = enable(&t, Some(OTEL), false).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(agents_in(&edited), 1, "{edited}");
+    }
+
+    // Another agent, or none: an error naming both, nothing changed; a warning with --force.
+    for (t, runs) in [
+        (
+            template(
+                Some(("JAVA_TOOL_OPTIONS", "-javaagent:/splunk/agent.jar")),
+                None,
+            ),
+            "runs the agent /splunk/agent.jar",
+        ),
+        (template(None, None), "runs no Java agent"),
+    ] {
+        let e = enable(&t, Some(OTEL), false).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, EditError::AgentMismatch { .. }), "{text}");
+        assert!(
+            text.contains(runs) && text.contains(OTEL) && text.contains("--force"),
+            "{text}"
+        );
+        let (edited, warnings) = enable(&t, Some(OTEL), true).unwrap();
+        assert!(
+            warnings.iter().any(|w| w.message.contains(runs)),
+            "{warnings:?}"
+        );
+        assert_eq!(
+            agents_in(&edited),
+            agents_in(&t),
+            "no agent added: {edited}"
+        );
+    }
+
+    // Trained without an agent, the workload runs one: a warning, and its agent stays the only one.
+    let t = template(
+        Some(("JAVA_TOOL_OPTIONS", &format!("-javaagent:{OTEL}"))),
+        None,
+    );
+    let (edited, warnings) = enable(&t, None, false).unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.message.contains("trained without one")),
+        "{warnings:?}"
+    );
+    assert_eq!(agents_in(&edited), 1);
+
+    // The same agent twice in the workload: a warning.
+    let t = template(
+        Some(("JAVA_TOOL_OPTIONS", &format!("-javaagent:{OTEL}"))),
+        Some(&[&format!("-javaagent:{OTEL}")]),
+    );
+    let (_, warnings) = enable(&t, Some(OTEL), false).unwrap();
+    assert!(
+        warnings.iter().any(|w| w.message.contains("twice")),
+        "{warnings:?}"
+    );
+}
+
+/// An archive written when run-time options still carried `-javaagent`: the option is dropped
+/// and names the trained agent.
+#[test]
+fn old_archives_lose_their_agent_option_and_keep_the_check() {
+    let mut config = crate::testing::sample_config(
+        "reg.example/app:1",
+        &format!("sha256:{}", "ab".repeat(32)),
+        crate::key::ArchiveKind::DynamicCds,
+        &[],
+    );
+    config.runtime_options = vec![
+        "-javaagent:/opt/agent.jar".into(),
+        "-XX:SharedArchiveFile={archive}".into(),
+    ];
+    let c = ContainerArchive::new("app", &format!("reg.example/app@{DIGEST_A}"), &config, None)
+        .unwrap();
+    assert_eq!(c.runtime_options, ["-XX:SharedArchiveFile={archive}"]);
+    assert_eq!(c.trained_agent.as_deref(), Some("/opt/agent.jar"));
 }
