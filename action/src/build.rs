@@ -39,10 +39,11 @@ pub enum Destination {
     None(String),
 }
 
-/// `--agent`: checked, hashed, and where it goes in the container.
+/// `--agent` or `--agent-in-image`: checked, hashed, and where it is in the container.
 #[derive(Debug, Clone)]
 pub struct Agent {
-    pub host_path: PathBuf,
+    /// The jar to upload (`--agent`); `None` when the image has it (`--agent-in-image`).
+    pub host_path: Option<PathBuf>,
     pub sha256: String,
     pub setup: AgentSetup,
 }
@@ -87,10 +88,40 @@ pub fn check_agent(args: &Args) -> Result<Option<Agent>> {
         (None, false) => format!("{AGENT_DIR}/{name}"),
     };
     Ok(Some(Agent {
-        host_path: path.clone(),
+        host_path: Some(path.clone()),
         sha256,
         setup: AgentSetup {
             path: container_path,
+            mode: args.agent_mode.into(),
+        },
+    }))
+}
+
+/// `--agent-in-image`: the jar the image itself has, hashed in place. An agent missing from the
+/// image, or not a jar, stops the build before any training run.
+pub async fn agent_in_image(args: &Args, runtime: &Runtime) -> Result<Option<Agent>> {
+    let Some(path) = &args.agent_in_image else {
+        return Ok(None);
+    };
+    let facts = runtime.file_facts(path).await?.ok_or_else(|| {
+        anyhow!(
+            "--agent-in-image {path}: the image {} has no file there; pass the path production attaches with \
+             -javaagent:PATH (look inside with `docker run --rm --entrypoint ls {} -l <dir>`), or upload a jar with --agent FILE; nothing was trained or pushed",
+            args.image,
+            args.image
+        )
+    })?;
+    if !facts.is_zip {
+        bail!(
+            "--agent-in-image {path}: that file in {} is not a jar (no zip header); pass the agent's .jar; nothing was trained or pushed",
+            args.image
+        );
+    }
+    Ok(Some(Agent {
+        host_path: None,
+        sha256: facts.sha256,
+        setup: AgentSetup {
+            path: path.clone(),
             mode: args.agent_mode.into(),
         },
     }))
@@ -186,7 +217,11 @@ pub async fn open_runtime(
         .with_context(|| format!("the image {:?} is not an image reference (or use a .jar / `local` with the local runtime)", args.image))?;
     let engine = docker::connect().await?;
     let extra_files = agent
-        .map(|a| vec![(a.host_path.clone(), a.setup.path.clone())])
+        .and_then(|a| {
+            a.host_path
+                .clone()
+                .map(|host| vec![(host, a.setup.path.clone())])
+        })
         .unwrap_or_default();
     let mut runtime = DockerRuntime::open(
         engine,
@@ -321,7 +356,7 @@ pub async fn build(
 
     // --- training
     let training_started = Instant::now();
-    let archive_path = train(args, &plan, runtime, console).await?;
+    let archive_path = train(args, &plan, agent, runtime, console).await?;
     let training_ms = training_started.elapsed().as_millis() as u64;
 
     // --- verification
@@ -448,6 +483,7 @@ pub async fn build(
         target.manifest_size,
     );
     let publish_started = Instant::now();
+    let trained_agent = config.agent.clone();
     let (reference, digest, not_published) =
         publish(destination, config, &archive_path, subject, console).await?;
     let publish_ms = publish_started.elapsed().as_millis() as u64;
@@ -469,6 +505,7 @@ pub async fn build(
             size: archive_file.size,
             sha256: archive_file.sha256,
             runtime_options: plan.runtime_options.clone(),
+            agent: trained_agent,
         },
         classes: ClassesReport {
             total: coverage.classes_total,
@@ -499,6 +536,7 @@ pub async fn build(
 async fn train(
     args: &Args,
     plan: &TrainingPlan,
+    agent: Option<&Agent>,
     runtime: &Runtime,
     console: &Console,
 ) -> Result<PathBuf> {
@@ -528,6 +566,17 @@ async fn train(
         let outcome = runtime.run(&spec).await?;
         if !outcome.exited_normally() {
             activity.finish(format!("{purpose} run failed"));
+            let output = format!("{}\n{}", outcome.stdout, outcome.stderr);
+            if let (Some(agent), true) = (agent, jvm::agent_failed_to_start(&output)) {
+                bail!(
+                    "the agent {} failed when the JVM started it in the {purpose} run (its premain threw, or the JVM could not \
+                     load it), so the JVM stopped; nothing was pushed. It threw: {}. Fix the agent or its settings (options \
+                     after -javaagent:JAR=, its environment variables), or train without it. The JVM's last output:\n{}",
+                    agent.setup.path,
+                    jvm::agent_failure_cause(&output).unwrap_or_else(|| "(no exception in the output)".into()),
+                    outcome.log_tail()
+                );
+            }
             bail!(
                 "the {purpose} run ended abnormally (exit code {}{}), so the JVM wrote no archive; nothing was pushed. The app's last output:\n{}",
                 outcome.exit_code,

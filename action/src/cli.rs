@@ -54,6 +54,11 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub agent_path: Option<String>,
 
+    /// Train with the agent jar the image already has at PATH (the one production attaches with
+    /// -javaagent:PATH); nothing is uploaded, the jar is hashed where it is.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["agent", "agent_path"])]
+    pub agent_in_image: Option<String>,
+
     /// A JVM option the workload also runs with and that shapes the archive (for example
     /// -XX:+UseG1GC); repeat for several. Part of the key.
     #[arg(long = "jvm-option", value_name = "OPTION", allow_hyphen_values = true)]

@@ -19,8 +19,24 @@ pub async fn run(args: &cli::Args, console: &console::Console) -> Result<report:
     let agent = build::check_agent(args)?;
     let destination = build::destination(args)?;
     let runtime = build::open_runtime(args, agent.as_ref(), console).await?;
+    let work = async {
+        // The image's own agent is hashed in the image, once the runtime has it.
+        let agent = match agent {
+            Some(uploaded) => Some(uploaded),
+            None => build::agent_in_image(args, &runtime).await?,
+        };
+        build::build(
+            args,
+            agent.as_ref(),
+            &destination,
+            &runtime,
+            console,
+            started,
+        )
+        .await
+    };
     let result = tokio::select! {
-        result = build::build(args, agent.as_ref(), &destination, &runtime, console, started) => result,
+        result = work => result,
         signal = interrupted() => Err(anyhow::anyhow!("interrupted ({signal}); nothing was pushed")),
     };
     runtime.cleanup().await;

@@ -47,6 +47,10 @@ pub struct ArchiveReport {
     pub size: u64,
     pub sha256: String,
     pub runtime_options: Vec<String>,
+    /// The agent trained with (path in the image, sha256, mode), as the config records it; the
+    /// workload attaches it itself (`runtime_options` never do).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<classcache_core::artifact::AgentInfo>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -249,10 +249,67 @@ fn an_agent_is_uploaded_and_trained_with_in_the_container() {
         &[],
     );
     let report = run.assert_trained(h, "aot-cache");
-    let options: Vec<String> =
-        serde_json::from_value(report["archive"]["runtimeOptions"].clone()).unwrap();
-    assert!(
-        options.contains(&"-javaagent:/opt/classcache/agent/counting-agent.jar".to_string()),
-        "{options:?}"
+    assert_agent_recorded(&report, "/opt/classcache/agent/counting-agent.jar", &agent);
+}
+
+#[test]
+fn the_agent_the_image_has_is_hashed_in_place_and_trained_with() {
+    let h = classcache_e2e::harness();
+    let (base, _, _) = app_image(h, &h.jdk17_image, &["run"], "USER 65532:65532");
+    let agent = agent_jar();
+    let (image, repository) = image_with_file(h, &base, &agent, "/opt/apm/agent.jar");
+    let run = run_build(
+        h,
+        &[
+            "--agent-in-image",
+            "/opt/apm/agent.jar",
+            "--verify-runs",
+            "1",
+            "--no-push",
+            &image,
+        ],
+        &[],
     );
+    let report = run.assert_trained(h, "dynamic-cds");
+    assert_agent_recorded(&report, "/opt/apm/agent.jar", &agent);
+
+    // A path where the image has no jar, or something that is not a jar: refused before
+    // training, nothing pushed, no container left.
+    for (path, says) in [
+        ("/opt/apm/missing.jar", "has no file there"),
+        ("/etc/passwd", "is not a jar"),
+    ] {
+        let run = run_build(
+            h,
+            &["--agent-in-image", path, "--verify-runs", "0", &image],
+            &[],
+        );
+        run.assert_failed_with(&[path, says, "nothing was trained or pushed"]);
+        assert_nothing_left(h, &run, Some(&repository));
+    }
+}
+
+#[test]
+fn an_agent_that_throws_in_premain_stops_the_build_and_pushes_nothing() {
+    let h = classcache_e2e::harness();
+    let (image, repository, _) = app_image(h, &h.jdk17_image, &["run"], "");
+    let agent = throwing_agent_jar();
+    let run = run_build(
+        h,
+        &[
+            "--agent",
+            agent.to_str().unwrap(),
+            "--verify-runs",
+            "0",
+            &image,
+        ],
+        &[],
+    );
+    run.assert_failed_with(&[
+        "throwing-agent.jar",
+        "failed when the JVM started it",
+        "nothing was pushed",
+        "premain refuses to start",
+    ]);
+    assert_nothing_left(h, &run, Some(&repository));
 }

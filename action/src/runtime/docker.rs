@@ -350,6 +350,80 @@ impl DockerRuntime {
         Ok(())
     }
 
+    /// [`super::Runtime::file_facts`] in the image: the file is streamed out of a created (never
+    /// started) container and hashed as it passes; `None` when the image has no file there.
+    pub async fn file_facts(&self, path: &str) -> Result<Option<super::FileFacts>> {
+        let id = self.create(None, None, &[]).await?;
+        let result = self.stream_file(&id, path).await;
+        self.remove(&id).await;
+        result
+    }
+
+    async fn stream_file(&self, id: &str, path: &str) -> Result<Option<super::FileFacts>> {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(options));
+        // The engine sends a tar: a 512-byte header, then the file's bytes.
+        let mut header = Vec::with_capacity(512);
+        let mut hasher = super::FileHasher::new();
+        let mut remaining: Option<u64> = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(None),
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot read {path} from the image {}", self.image)
+                    })
+                }
+            };
+            let mut bytes = &chunk[..];
+            if remaining.is_none() {
+                let want = (512 - header.len()).min(bytes.len());
+                header.extend_from_slice(&bytes[..want]);
+                bytes = &bytes[want..];
+                if header.len() < 512 {
+                    continue;
+                }
+                let h = tar::Header::from_byte_slice(&header);
+                if h.entry_type().is_symlink() {
+                    let target = h
+                        .link_name()
+                        .ok()
+                        .flatten()
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
+                    bail!(
+                        "{path} in the image {} is a symbolic link to {target}; pass the path of the jar itself",
+                        self.image
+                    );
+                }
+                if !h.entry_type().is_file() {
+                    // A directory, or a link the engine does not follow: not an agent jar.
+                    return Ok(None);
+                }
+                remaining = Some(h.size().context("the engine sent a broken tar")?);
+            }
+            let left = remaining.as_mut().expect("set above");
+            let take = (*left).min(bytes.len() as u64) as usize;
+            hasher.update(&bytes[..take]);
+            *left -= take as u64;
+            if *left == 0 {
+                break;
+            }
+        }
+        match remaining {
+            Some(0) => Ok(Some(hasher.finish())),
+            _ => bail!(
+                "the engine's copy of {path} from {} ended early; retry",
+                self.image
+            ),
+        }
+    }
+
     /// Runs a container to its end, returning its exit code and output; it is removed after.
     async fn run_to_end(
         &self,

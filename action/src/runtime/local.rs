@@ -363,6 +363,29 @@ fn list_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// Lower-case hex sha256 of a file, streamed.
+/// [`super::Runtime::file_facts`] for a file on this machine.
+pub fn file_facts(path: &Path) -> Result<Option<super::FileFacts>> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        return Ok(None);
+    }
+    let mut hasher = super::FileHasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Some(hasher.finish()))
+}
+
 pub fn sha256_file(path: &Path) -> Result<String> {
     classcache_oci::verified::sha256_file_hex(path)
         .with_context(|| format!("cannot read {}", path.display()))

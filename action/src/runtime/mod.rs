@@ -200,10 +200,55 @@ impl Runtime {
         }
     }
 
+    /// The sha256 of the file at `path` as the app sees it (in the image, or on this machine for
+    /// the local runtime) and whether it is a zip; `None` when there is no such file.
+    pub async fn file_facts(&self, path: &str) -> Result<Option<FileFacts>> {
+        match self {
+            Runtime::Docker(d) => d.file_facts(path).await,
+            Runtime::Local(_) => local::file_facts(std::path::Path::new(path)),
+        }
+    }
+
     /// Removes whatever the runtime left (containers); safe to call more than once.
     pub async fn cleanup(&self) {
         if let Runtime::Docker(d) = self {
             d.cleanup().await;
+        }
+    }
+}
+
+/// What [`Runtime::file_facts`] learns about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    pub sha256: String,
+    /// Starts with a zip header (a jar).
+    pub is_zip: bool,
+}
+
+/// Hashes a stream of file bytes and looks at its first four.
+pub(crate) struct FileHasher {
+    hasher: sha2::Sha256,
+    head: Vec<u8>,
+}
+
+impl FileHasher {
+    pub(crate) fn new() -> Self {
+        FileHasher {
+            hasher: sha2::Digest::new(),
+            head: Vec::with_capacity(4),
+        }
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        let want = 4usize.saturating_sub(self.head.len()).min(bytes.len());
+        self.head.extend_from_slice(&bytes[..want]);
+        sha2::Digest::update(&mut self.hasher, bytes);
+    }
+
+    pub(crate) fn finish(self) -> FileFacts {
+        FileFacts {
+            sha256: hex::encode(sha2::Digest::finalize(self.hasher)),
+            is_zip: self.head == b"PK\x03\x04",
         }
     }
 }

@@ -177,38 +177,94 @@ pub fn assert_nothing_left(h: &Harness, run: &BuildRun, repository: Option<&str>
 /// A small Java agent jar (sees every class load, transforms none), built once per process.
 pub fn agent_jar() -> PathBuf {
     static JAR: OnceLock<PathBuf> = OnceLock::new();
-    JAR.get_or_init(|| {
-        let dir = scratch("agent");
-        let src = repo_root()
-            .join("action/tests/fixtures/agent/src/com/example/agent/CountingAgent.java");
-        let classes = dir.join("classes");
-        let ok = Command::new("javac")
-            .args(["--release", "17", "-d"])
-            .arg(&classes)
-            .arg(&src)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "javac of the test agent failed");
-        let manifest = dir.join("MANIFEST.MF");
-        std::fs::write(
-            &manifest,
-            "Premain-Class: com.example.agent.CountingAgent\n",
-        )
+    JAR.get_or_init(|| build_agent("CountingAgent", "counting-agent.jar"))
+        .clone()
+}
+
+/// The report records the agent `jar` as trained with at `path` (its sha256 from the jar
+/// itself), and the run-time options leave attaching it to the workload.
+pub fn assert_agent_recorded(report: &serde_json::Value, path: &str, jar: &Path) {
+    assert_eq!(
+        report["archive"]["agent"]["path"].as_str(),
+        Some(path),
+        "{report:#}"
+    );
+    let sha256 = classcache_build::runtime::local::sha256_file(jar).unwrap();
+    assert_eq!(
+        report["archive"]["agent"]["sha256"].as_str(),
+        Some(sha256.as_str()),
+        "the agent's own bytes are hashed"
+    );
+    let options: Vec<String> =
+        serde_json::from_value(report["archive"]["runtimeOptions"].clone()).unwrap();
+    assert!(
+        !options.iter().any(|o| o.starts_with("-javaagent")),
+        "the workload attaches its agent itself: {options:?}"
+    );
+}
+
+/// A test agent whose premain throws (`fixtures/agent/.../ThrowingAgent.java`).
+pub fn throwing_agent_jar() -> PathBuf {
+    static JAR: OnceLock<PathBuf> = OnceLock::new();
+    JAR.get_or_init(|| build_agent("ThrowingAgent", "throwing-agent.jar"))
+        .clone()
+}
+
+/// Compiles `fixtures/agent/src/com/example/agent/<class>.java` into an agent jar named `jar_name`.
+fn build_agent(class: &str, jar_name: &str) -> PathBuf {
+    // One directory per agent: tests build them concurrently.
+    let dir = scratch(&format!("agent-{class}"));
+    let src = repo_root().join(format!(
+        "action/tests/fixtures/agent/src/com/example/agent/{class}.java"
+    ));
+    let classes = dir.join("classes");
+    let ok = Command::new("javac")
+        .args(["--release", "17", "-d"])
+        .arg(&classes)
+        .arg(&src)
+        .status()
         .unwrap();
-        let jar = dir.join("counting-agent.jar");
-        let ok = Command::new("jar")
-            .arg("--create")
-            .arg("--file")
-            .arg(&jar)
-            .arg("--manifest")
-            .arg(&manifest)
-            .arg("-C")
-            .arg(&classes)
-            .arg(".")
-            .status()
-            .unwrap();
-        assert!(ok.success(), "jar of the test agent failed");
-        jar
-    })
-    .clone()
+    assert!(ok.success(), "javac of the test agent {class} failed");
+    let manifest = dir.join("MANIFEST.MF");
+    std::fs::write(
+        &manifest,
+        format!("Premain-Class: com.example.agent.{class}\n"),
+    )
+    .unwrap();
+    let jar = dir.join(jar_name);
+    let ok = Command::new("jar")
+        .arg("--create")
+        .arg("--file")
+        .arg(&jar)
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("-C")
+        .arg(&classes)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(ok.success(), "jar of the test agent {class} failed");
+    jar
+}
+
+/// `image` with `jar` copied in at `path` (as an image that ships its APM agent), pushed to the
+/// harness registry under a fresh repository. Returns (reference, repository).
+pub fn image_with_file(
+    h: &Harness,
+    image: &str,
+    jar: &std::path::Path,
+    path: &str,
+) -> (String, String) {
+    let context = tempfile::tempdir().unwrap();
+    std::fs::copy(jar, context.path().join("agent.jar")).unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!("FROM {image}\nCOPY agent.jar {path}\n"),
+    )
+    .unwrap();
+    let repository = h.registry_ref(&classcache_e2e::unique_name("build-test/agent"));
+    let reference = format!("{repository}:1");
+    h.docker_build(context.path(), &reference);
+    h.docker_ok(&["push", "-q", &reference]);
+    (reference, repository)
 }
