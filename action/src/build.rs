@@ -377,6 +377,7 @@ pub async fn build(
         .chain(plan.require_options.iter().cloned())
         .collect();
     let verifier = Verifier {
+        agent: agent.map(|a| a.setup.path.clone()),
         runtime,
         base,
         with_archive,
@@ -566,16 +567,10 @@ async fn train(
         let outcome = runtime.run(&spec).await?;
         if !outcome.exited_normally() {
             activity.finish(format!("{purpose} run failed"));
-            let output = format!("{}\n{}", outcome.stdout, outcome.stderr);
-            if let (Some(agent), true) = (agent, jvm::agent_failed_to_start(&output)) {
-                bail!(
-                    "the agent {} failed when the JVM started it in the {purpose} run (its premain threw, or the JVM could not \
-                     load it), so the JVM stopped; nothing was pushed. It threw: {}. Fix the agent or its settings (options \
-                     after -javaagent:JAR=, its environment variables), or train without it. The JVM's last output:\n{}",
-                    agent.setup.path,
-                    jvm::agent_failure_cause(&output).unwrap_or_else(|| "(no exception in the output)".into()),
-                    outcome.log_tail()
-                );
+            if let Some(e) =
+                agent.and_then(|a| crate::verify::agent_failure(&a.setup.path, &purpose, &outcome))
+            {
+                return Err(e);
             }
             bail!(
                 "the {purpose} run ended abnormally (exit code {}{}), so the JVM wrote no archive; nothing was pushed. The app's last output:\n{}",

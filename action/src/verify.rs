@@ -3,7 +3,7 @@
 
 use crate::runtime::{RunOutcome, RunSpec, Runtime, StopWhen};
 use anyhow::{bail, Result};
-use classcache_core::jvm::{parse_class_load_line, CLASS_LOAD_LOG_OPTION};
+use classcache_core::jvm::{self, parse_class_load_line, CLASS_LOAD_LOG_OPTION};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -92,11 +92,28 @@ pub fn median_ms(samples: &[Duration]) -> f64 {
 /// exit), `with_archive` the run-time options with the archive's path and the refusing options.
 pub struct Verifier<'a> {
     pub runtime: &'a Runtime,
+    /// The agent the runs attach (in `base`), to name it when it stops the JVM.
+    pub agent: Option<String>,
     pub base: Vec<String>,
     pub with_archive: Vec<String>,
     pub archive_file_name: String,
     pub stop: StopWhen,
     pub timeout: Duration,
+}
+
+/// The error for a run that an agent stopped at start (its premain threw, or its jar could not
+/// be loaded), naming the agent and what it threw; `None` when the agent is not the cause.
+pub fn agent_failure(agent: &str, purpose: &str, outcome: &RunOutcome) -> Option<anyhow::Error> {
+    let output = format!("{}\n{}", outcome.stdout, outcome.stderr);
+    jvm::agent_failed_to_start(&output).then(|| {
+        anyhow::anyhow!(
+            "the agent {agent} failed when the JVM started it in the {purpose} run (its premain threw, or the JVM could not \
+             load it), so the JVM stopped; nothing was pushed. It threw: {}. Fix the agent or its settings (options \
+             after -javaagent:JAR=, its environment variables), or build without it. The JVM's last output:\n{}",
+            jvm::agent_failure_cause(&output).unwrap_or_else(|| "(no exception in the output)".into()),
+            outcome.log_tail()
+        )
+    })
 }
 
 impl Verifier<'_> {
@@ -123,6 +140,13 @@ impl Verifier<'_> {
     async fn run_ok(&self, spec: &RunSpec, archive: bool) -> Result<RunOutcome> {
         let outcome = self.runtime.run(spec).await?;
         if !outcome.exited_normally() {
+            if let Some(e) = self
+                .agent
+                .as_deref()
+                .and_then(|a| agent_failure(a, &spec.purpose, &outcome))
+            {
+                return Err(e);
+            }
             if archive {
                 bail!(
                     "the archive does not load: the JVM refused to start with it (exit code {}); nothing was pushed. Usually the class path or the JVM differs between training and this run, or the app writes to its jars. The JVM said:\n{}",

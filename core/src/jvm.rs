@@ -285,6 +285,10 @@ pub fn agent_failure_cause(output: &str) -> Option<String> {
         .map(|l| l.to_string())
 }
 
+/// The module `-javaagent` adds to the boot layer; an AOT cache for a JVM that attaches an agent
+/// is made with it (the cache maps only with the module graph it was made with).
+pub const AGENT_MODULES_OPTION: &str = "--add-modules=java.instrument";
+
 /// The JDK 24 AOT configuration the record step writes and the create step reads.
 pub const AOT_CONFIGURATION_FILE: &str = "app.aotconf";
 /// The class list the static AppCDS training step writes and the dump step reads.
@@ -312,25 +316,32 @@ pub fn training_plan(
     let file_name = archive_file_name(kind);
     let archive_path = format!("{work_dir}/{file_name}");
 
-    // Options every phase shares: the user's, and the agent's (java.instrument must be
-    // present in every phase, and transformed classes need the diagnostic flag in all of them).
+    // Options every phase shares: the user's, and what the agent needs in all of them.
     let mut shared = app_options.to_vec();
     let mut runtime_agent = Vec::new();
     let mut training_agent = Vec::new();
     if let Some(agent) = agent {
-        // CDS (JDK 11-23) refuses to dump while any agent runs unless this diagnostic flag is
-        // on, and then refuses to map the archive without it; the AOT cache (JDK 24+) takes
-        // attached agents as they are and needs the flag only to archive transformed classes.
-        let cds = kind != ArchiveKind::AotCache;
-        if cds || agent.mode == AgentMode::Baked {
-            shared.push("-XX:+UnlockDiagnosticVMOptions".to_string());
-            shared.push("-XX:+AllowArchivingWithJavaAgent".to_string());
-        }
-        training_agent.push(format!("-javaagent:{}", agent.path));
         match agent.mode {
-            AgentMode::Attached => runtime_agent.push(format!("-javaagent:{}", agent.path)),
+            // Trained without the agent, verified and run with it (docs/agents.md, measured with
+            // the OpenTelemetry agent on Spring Boot): attached during training it crashed the
+            // archive dump on JDK 17 (SIGSEGV) and the AOT cache assembly on JDK 25, while an
+            // archive of the app's classes serves the JVM that attaches it (13,760 classes on 17,
+            // 16,918 on 25). `-javaagent` implies `--add-modules=java.instrument`, and an AOT
+            // cache maps only with the module graph it was made with, so it is made with that.
+            AgentMode::Attached => {
+                if kind == ArchiveKind::AotCache {
+                    shared.push(AGENT_MODULES_OPTION.to_string());
+                }
+                runtime_agent.push(format!("-javaagent:{}", agent.path));
+            }
+            // CDS refuses to dump while any agent runs unless this diagnostic flag is on, and
+            // then refuses to map the archive without it; the AOT cache needs it to archive the
+            // classes the agent transformed.
             AgentMode::Baked => {
+                shared.push("-XX:+UnlockDiagnosticVMOptions".to_string());
+                shared.push("-XX:+AllowArchivingWithJavaAgent".to_string());
                 let boot = format!("-Xbootclasspath/a:{}", agent.path);
+                training_agent.push(format!("-javaagent:{}", agent.path));
                 training_agent.push(boot.clone());
                 runtime_agent.push(boot);
             }
@@ -469,7 +480,12 @@ pub struct LoadedClass {
 /// Parses one class-load log line such as
 /// `[0.041s][info][class,load] com.example.Main source: shared objects file (top)`.
 pub fn parse_class_load_line(line: &str) -> Option<LoadedClass> {
-    let rest = line.split_once("[class,load] ")?.1;
+    // The tag set is padded to a common width when other tags log too: `[class,load         ]`.
+    let after_tag = line.split_once("[class,load")?.1;
+    let rest = after_tag
+        .trim_start_matches(' ')
+        .strip_prefix(']')?
+        .trim_start();
     let (name, source) = rest.split_once(" source: ")?;
     let source = source.trim().to_string();
     Some(LoadedClass {
@@ -605,6 +621,7 @@ mod tests {
             path: "/opt/agent.jar".into(),
             mode: AgentMode::Attached,
         };
+        // An attached agent: trained without it, verified with it, never in run-time options.
         let plan = training_plan(
             ArchiveKind::DynamicCds,
             17,
@@ -614,41 +631,34 @@ mod tests {
         );
         assert_eq!(
             plan.steps[0].options,
-            [
-                "-XX:+UseG1GC",
-                "-XX:+UnlockDiagnosticVMOptions",
-                "-XX:+AllowArchivingWithJavaAgent",
-                "-javaagent:/opt/agent.jar",
-                "-XX:ArchiveClassesAtExit=/w/app.jsa"
-            ]
+            ["-XX:+UseG1GC", "-XX:ArchiveClassesAtExit=/w/app.jsa"]
         );
         assert_eq!(
-            plan.runtime_options[..4],
-            [
-                "-XX:+UseG1GC",
-                "-XX:+UnlockDiagnosticVMOptions",
-                "-XX:+AllowArchivingWithJavaAgent",
-                "-XX:SharedArchiveFile={archive}"
-            ],
+            plan.runtime_options[..2],
+            ["-XX:+UseG1GC", "-XX:SharedArchiveFile={archive}"],
             "the workload runs its own agent: run-time options never add one"
         );
         assert!(
             plan.app_options
                 .contains(&"-javaagent:/opt/agent.jar".to_string()),
-            "verification runs attach it"
+            "verification runs attach it, as production does"
         );
+        assert_eq!(plan.require_options, ["-Xshare:on"]);
         assert_eq!(
             java_agent_jar("-javaagent:/a/b.jar=x=1,y"),
             Some("/a/b.jar")
         );
         assert_eq!(java_agent_jar("-jar"), None);
-        assert_eq!(plan.require_options, ["-Xshare:on"]);
-        // The AOT cache takes an attached agent without the diagnostic flag.
+        // The AOT cache is made with the module graph of a JVM that attaches an agent.
         let plan = training_plan(ArchiveKind::AotCache, 25, "/w", Some(&agent), &[]);
         assert_eq!(
             plan.steps[0].options,
-            ["-javaagent:/opt/agent.jar", "-XX:AOTCacheOutput=/w/app.aot"]
+            [AGENT_MODULES_OPTION, "-XX:AOTCacheOutput=/w/app.aot"]
         );
+        assert!(plan
+            .runtime_options
+            .contains(&AGENT_MODULES_OPTION.to_string()));
+        assert!(!plan.runtime_options.iter().any(|o| is_java_agent(o)));
 
         let baked = AgentSetup {
             mode: AgentMode::Baked,
@@ -706,5 +716,13 @@ mod tests {
         .unwrap();
         assert!(!c.from_archive);
         assert!(parse_class_load_line("hello").is_none());
+        // Seen on JDK 25 with an agent attached: tags padded to a common width.
+        let c = parse_class_load_line(
+            "[9.997s][info   ][class,load         ] org.apache.X source: shared objects file",
+        )
+        .unwrap();
+        assert!(c.from_archive);
+        assert_eq!(c.name, "org.apache.X");
+        assert!(parse_class_load_line("[0.1s][info][class,loader,data] x source: y").is_none());
     }
 }
