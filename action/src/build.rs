@@ -304,8 +304,30 @@ pub async fn build(
         target.reference, target.os, target.arch, target.digest
     ));
 
-    // --- the JVM and the plan
-    let probe = runtime.probe_jvm().await?;
+    // --- the JVM and the plan: detection rides on the first run without the archive.
+    let mut base = jvm::baseline_options(agent.map(|a| &a.setup), &args.jvm_options);
+    if args.spring {
+        base.push(jvm::SPRING_EXIT_ON_REFRESH.to_string());
+    }
+    let mut verifier = Verifier {
+        agent: agent.map(|a| a.setup.path.clone()),
+        runtime,
+        base,
+        with_archive: vec![],
+        archive_file_name: String::new(),
+        stop: training_stop(args).without_warmup(),
+        timeout: args.timeout,
+    };
+    let baseline_spec = verifier.baseline_spec();
+    let baseline_started = Instant::now();
+    let (probe, baseline) = runtime.probe_with_baseline(&baseline_spec).await?;
+    let baseline_ms = match &baseline {
+        Some(outcome) => {
+            verifier.check(&baseline_spec, outcome, false)?;
+            baseline_started.elapsed().as_millis() as u64
+        }
+        None => 0,
+    };
     let properties: JvmProperties =
         jvm::parse_properties(&probe.properties_output).with_context(|| {
             format!(
@@ -352,7 +374,8 @@ pub async fn build(
     }
     .key()?;
     console.step(format!("key {key}"));
-    let probe_ms = started.elapsed().as_millis() as u64 - open_ms;
+    // The first run is the verification's run without the archive: counted there.
+    let probe_ms = (started.elapsed().as_millis() as u64).saturating_sub(open_ms + baseline_ms);
 
     // --- training
     let training_started = Instant::now();
@@ -365,7 +388,8 @@ pub async fn build(
     if args.spring {
         base.push(jvm::SPRING_EXIT_ON_REFRESH.to_string());
     }
-    let with_archive: Vec<String> = plan
+    verifier.base = base;
+    verifier.with_archive = plan
         .archive_options
         .iter()
         .map(|o| {
@@ -376,17 +400,9 @@ pub async fn build(
         })
         .chain(plan.require_options.iter().cloned())
         .collect();
-    let verifier = Verifier {
-        agent: agent.map(|a| a.setup.path.clone()),
-        runtime,
-        base,
-        with_archive,
-        archive_file_name: plan.archive_file_name.clone(),
-        stop: training_stop(args).without_warmup(),
-        timeout: args.timeout,
-    };
+    verifier.archive_file_name = plan.archive_file_name.clone();
     let activity = console.activity("verifying: class-load logs without and with the archive");
-    let coverage = verifier.coverage().await?;
+    let coverage = verifier.coverage(baseline).await?;
     activity.finish(format!(
         "archive loads: {} of {} classes from it; app classes {} of {} ({:.1}%)",
         coverage.classes_from_archive,
@@ -425,7 +441,7 @@ pub async fn build(
         None => activity
             .finish("start-up not timed (--verify-runs 0, or a timed stop gives no start-up time)"),
     }
-    let verification_ms = verification_started.elapsed().as_millis() as u64;
+    let verification_ms = verification_started.elapsed().as_millis() as u64 + baseline_ms;
 
     // --- the artifact
     let archive_file = ArchiveFile {
@@ -562,6 +578,7 @@ async fn train(
             timeout: args.timeout,
             inputs: produced.clone(),
             outputs: plan.work_files.clone(),
+            launcher_options: vec![],
         };
         let activity = console.activity(format!("{purpose} run ({} of {step_count})", i + 1));
         let outcome = runtime.run(&spec).await?;

@@ -134,16 +134,28 @@ impl Verifier<'_> {
             timeout: self.timeout,
             inputs,
             outputs: vec![],
+            launcher_options: vec![],
         }
+    }
+
+    /// The first run without the archive, logging class loads: the baseline of [`Self::coverage`].
+    pub fn baseline_spec(&self) -> RunSpec {
+        self.spec("class-load log (without archive)", false, true)
     }
 
     async fn run_ok(&self, spec: &RunSpec, archive: bool) -> Result<RunOutcome> {
         let outcome = self.runtime.run(spec).await?;
+        self.check(spec, &outcome, archive)?;
+        Ok(outcome)
+    }
+
+    /// An error naming the cause when a run (`archive`: with the archive) ended abnormally.
+    pub fn check(&self, spec: &RunSpec, outcome: &RunOutcome, archive: bool) -> Result<()> {
         if !outcome.exited_normally() {
             if let Some(e) = self
                 .agent
                 .as_deref()
-                .and_then(|a| agent_failure(a, &spec.purpose, &outcome))
+                .and_then(|a| agent_failure(a, &spec.purpose, outcome))
             {
                 return Err(e);
             }
@@ -161,17 +173,16 @@ impl Verifier<'_> {
                 outcome.log_tail()
             );
         }
-        Ok(outcome)
+        Ok(())
     }
 
-    /// Runs once without and once with the archive, both logging class loads.
-    pub async fn coverage(&self) -> Result<Coverage> {
-        let without = self
-            .run_ok(
-                &self.spec("class-load log (without archive)", false, true),
-                false,
-            )
-            .await?;
+    /// Compares a run without the archive (`baseline`, when the build's first run was it; else
+    /// run now) with one with the archive, both logging class loads.
+    pub async fn coverage(&self, baseline: Option<RunOutcome>) -> Result<Coverage> {
+        let without = match baseline {
+            Some(outcome) => outcome,
+            None => self.run_ok(&self.baseline_spec(), false).await?,
+        };
         let with = self
             .run_ok(&self.spec("verification (with archive)", true, true), true)
             .await?;

@@ -7,6 +7,10 @@ use crate::key::{AgentMode, ArchiveKind};
 /// The arguments that make a `java` launcher print its system properties and exit.
 pub const PROPERTIES_ARGS: [&str; 2] = ["-XshowSettings:properties", "-version"];
 
+/// The `java` launcher's own options variable (JDK 9+), which takes launcher options such as
+/// `-XshowSettings` that `JAVA_TOOL_OPTIONS` refuses.
+pub const LAUNCHER_OPTIONS_ENV: &str = "JDK_JAVA_OPTIONS";
+
 /// Added to a probe to learn, in the same JVM start, whether the base CDS archive maps
 /// (see [`base_archive_in_log`]).
 pub const CDS_LOG_OPTION: &str = "-Xlog:cds=info";
@@ -283,6 +287,14 @@ pub fn agent_failure_cause(output: &str) -> Option<String> {
         .find(|l| l.starts_with("Caused by: "))
         .or_else(|| lines.iter().find(|l| l.starts_with("Exception in thread")))
         .map(|l| l.to_string())
+}
+
+/// The options of a run of the app without the archive, whatever the archive's kind: the user's,
+/// and the agent as the workload runs it. Known before the JVM is: the build's first run, which
+/// also tells the JVM's version, uses them. [`TrainingPlan::app_options`] equals them but for
+/// [`AGENT_MODULES_OPTION`], which `-javaagent` implies anyway.
+pub fn baseline_options(agent: Option<&AgentSetup>, app_options: &[String]) -> Vec<String> {
+    training_plan(ArchiveKind::DynamicCds, 17, "/", agent, app_options).app_options
 }
 
 /// The module `-javaagent` adds to the boot layer; an AOT cache for a JVM that attaches an agent

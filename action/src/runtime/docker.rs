@@ -202,12 +202,22 @@ impl DockerRuntime {
         entrypoint: Option<Vec<String>>,
         cmd: Option<Vec<String>>,
         added_options: &[String],
+        launcher_options: &[String],
     ) -> Result<String> {
         let mut env = self.env.clone();
         let tool_options =
             java_tool_options(self.target.java_tool_options.as_deref(), added_options);
         if !tool_options.is_empty() {
             env.push(format!("JAVA_TOOL_OPTIONS={tool_options}"));
+        }
+        if !launcher_options.is_empty() {
+            let own = self.env_value(jvm::LAUNCHER_OPTIONS_ENV);
+            env.retain(|e| !e.starts_with(&format!("{}=", jvm::LAUNCHER_OPTIONS_ENV)));
+            env.push(format!(
+                "{}={}",
+                jvm::LAUNCHER_OPTIONS_ENV,
+                java_tool_options(own.as_deref(), launcher_options)
+            ));
         }
         let body = ContainerCreateBody {
             image: Some(self.image.clone()),
@@ -353,7 +363,7 @@ impl DockerRuntime {
     /// [`super::Runtime::file_facts`] in the image: the file is streamed out of a created (never
     /// started) container and hashed as it passes; `None` when the image has no file there.
     pub async fn file_facts(&self, path: &str) -> Result<Option<super::FileFacts>> {
-        let id = self.create(None, None, &[]).await?;
+        let id = self.create(None, None, &[], &[]).await?;
         let result = self.stream_file(&id, path).await;
         self.remove(&id).await;
         result
@@ -431,7 +441,7 @@ impl DockerRuntime {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<(i64, String)> {
-        let id = self.create(Some(entrypoint), Some(cmd), &[]).await?;
+        let id = self.create(Some(entrypoint), Some(cmd), &[], &[]).await?;
         let result = async {
             self.docker
                 .start_container(&id, None)
@@ -540,7 +550,14 @@ impl DockerRuntime {
     }
 
     pub async fn run(&self, spec: &RunSpec) -> Result<RunOutcome> {
-        let id = self.create(None, self.cmd.clone(), &spec.options).await?;
+        let id = self
+            .create(
+                None,
+                self.cmd.clone(),
+                &spec.options,
+                &spec.launcher_options,
+            )
+            .await?;
         let result = self.run_container(&id, spec).await;
         self.remove(&id).await;
         result

@@ -105,7 +105,12 @@ impl LocalRuntime {
         self.work_dir.path()
     }
 
-    fn command(&self, args: &[String], added_options: &[String]) -> Command {
+    fn command(
+        &self,
+        args: &[String],
+        added_options: &[String],
+        launcher_options: &[String],
+    ) -> Command {
         let mut command = Command::new(&self.java);
         command
             .args(args)
@@ -121,6 +126,13 @@ impl LocalRuntime {
         } else {
             command.env("JAVA_TOOL_OPTIONS", tool_options);
         }
+        if !launcher_options.is_empty() {
+            let own = std::env::var(jvm::LAUNCHER_OPTIONS_ENV).ok();
+            command.env(
+                jvm::LAUNCHER_OPTIONS_ENV,
+                java_tool_options(own.as_deref(), launcher_options),
+            );
+        }
         command
     }
 
@@ -133,7 +145,7 @@ impl LocalRuntime {
 
     pub async fn probe_jvm(&self) -> Result<JvmProbe> {
         let output = self
-            .command(&probe_args(), &[])
+            .command(&probe_args(), &[], &[])
             .output()
             .await
             .map_err(|e| self.no_java(e))?;
@@ -153,7 +165,7 @@ impl LocalRuntime {
         let has_base_archive = match jvm::base_archive_in_log(&text) {
             Some(known) => known,
             None => self
-                .command(&share_on_args(), &[])
+                .command(&share_on_args(), &[], &[])
                 .output()
                 .await
                 .map_err(|e| self.no_java(e))?
@@ -169,7 +181,7 @@ impl LocalRuntime {
 
     pub async fn run(&self, spec: &RunSpec) -> Result<RunOutcome> {
         let mut child = self
-            .command(&self.java_args, &spec.options)
+            .command(&self.java_args, &spec.options, &spec.launcher_options)
             .spawn()
             .map_err(|e| self.no_java(e))?;
         let started = Instant::now();

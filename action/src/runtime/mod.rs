@@ -71,6 +71,9 @@ pub struct RunSpec {
     pub purpose: String,
     /// Options appended to `JAVA_TOOL_OPTIONS` (after the image's own).
     pub options: Vec<String>,
+    /// Options appended to `JDK_JAVA_OPTIONS` (after the image's own): the `java` launcher's,
+    /// such as `-XshowSettings`, which `JAVA_TOOL_OPTIONS` does not take.
+    pub launcher_options: Vec<String>,
     pub stop: StopWhen,
     /// The run is killed, and fails, after this long.
     pub timeout: Duration,
@@ -198,6 +201,47 @@ impl Runtime {
             Runtime::Docker(d) => d.run(spec).await,
             Runtime::Local(l) => l.run(spec).await,
         }
+    }
+
+    /// The JVM probe, and the app's first run (`baseline`: without the archive) when the probe
+    /// came from that same JVM start. In a container, detection rides on that run
+    /// (`JDK_JAVA_OPTIONS=-XshowSettings:properties` prints the JVM's properties as the app
+    /// starts, `-Xlog:cds` whether the base archive maps) instead of a container of its own;
+    /// when the run prints no properties (the app is not started by a `java` launcher) the
+    /// separate probe runs and the baseline is `None`. The local runtime probes directly.
+    pub async fn probe_with_baseline(
+        &self,
+        baseline: &RunSpec,
+    ) -> Result<(JvmProbe, Option<RunOutcome>)> {
+        let Runtime::Docker(d) = self else {
+            return Ok((self.probe_jvm().await?, None));
+        };
+        let mut spec = baseline.clone();
+        spec.launcher_options
+            .extend(jvm::PROPERTIES_ARGS.iter().take(1).map(|s| s.to_string()));
+        spec.options.push(jvm::CDS_LOG_OPTION.to_string());
+        // A run that cannot start (no `java` in the image) or prints no properties: the
+        // separate probe says what is wrong.
+        let outcome = match d.run(&spec).await {
+            Ok(outcome) => outcome,
+            Err(_) => return Ok((d.probe_jvm().await?, None)),
+        };
+        let text = format!("{}\n{}", outcome.stderr, outcome.stdout);
+        if jvm::parse_properties(&text).is_err() {
+            return Ok((d.probe_jvm().await?, None));
+        }
+        let has_base_archive = match jvm::base_archive_in_log(&text) {
+            Some(known) => known,
+            None => d.probe_jvm().await?.has_base_archive,
+        };
+        Ok((
+            JvmProbe {
+                properties_output: text,
+                java: "the image's java (its first run)".to_string(),
+                has_base_archive,
+            },
+            Some(outcome),
+        ))
     }
 
     /// The sha256 of the file at `path` as the app sees it (in the image, or on this machine for
