@@ -169,7 +169,7 @@ pub fn train_tomcat(h: &Harness, image: &str) -> Value {
 }
 
 /// A TCP port nothing listens on right now (on loopback).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -488,4 +488,34 @@ pub fn spring_started_seconds(log: &str) -> Option<(f64, f64)> {
         .parse()
         .ok()?;
     Some((started, running))
+}
+
+/// Trains the Spring Boot example's image for `boot` with the workspace's classcache-build, for a
+/// workload that attaches the OpenTelemetry agent the image ships (`with_agent`: trained with
+/// `--agent-in-image`) or none, driving it to its first `/owners` answer on a free port of the
+/// host network (the agent exports nothing). Pushes the archive; returns the build's report.
+pub fn train_spring_boot(
+    h: &Harness,
+    boot: SpringBoot,
+    with_agent: bool,
+    extra_args: &[&str],
+) -> Value {
+    let image = spring_boot_image(h, boot);
+    let port = free_port();
+    let server_port = format!("SERVER_PORT={port}");
+    let ready = format!("http://127.0.0.1:{port}/owners");
+    let exporters: Vec<String> = OTEL_AGENT_ENV
+        .iter()
+        .filter(|(name, _)| *name != "JAVA_TOOL_OPTIONS")
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    let mut args: Vec<&str> = vec!["--env", &server_port, "--ready-url", &ready];
+    for e in &exporters {
+        args.extend(["--env", e.as_str()]);
+    }
+    if with_agent {
+        args.extend(["--agent-in-image", OTEL_AGENT_IN_IMAGE]);
+    }
+    args.extend(extra_args);
+    train_report(h, &image, &args)
 }

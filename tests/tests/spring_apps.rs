@@ -4,8 +4,8 @@
 //! prints the start-up time Spring reports, the benchmarks compare them.
 
 use classcache_e2e::apps::{
-    otel_agent_version, spring_boot_image, spring_started_seconds, SpringBoot, OTEL_AGENT_ENV,
-    OTEL_AGENT_IN_IMAGE, SPRING_APP_JAR_IN_IMAGE, SPRING_APP_MAIN,
+    free_port, otel_agent_version, spring_boot_image, spring_started_seconds, SpringBoot,
+    OTEL_AGENT_ENV, OTEL_AGENT_IN_IMAGE, SPRING_APP_JAR_IN_IMAGE, SPRING_APP_MAIN,
 };
 use classcache_e2e::{harness, step, unique_name, Harness};
 use std::process::Command;
@@ -48,14 +48,6 @@ impl Container<'_> {
             .stdout
             .starts_with(b"true")
     }
-}
-
-/// A TCP port nothing listens on right now (on loopback).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a free port on 127.0.0.1")
 }
 
 /// `curl` to `url`: (HTTP status, body); status 0 when nothing answers.
