@@ -137,6 +137,10 @@ pub struct DisableArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    /// Keep a container's current image when it changed since `enable --pin-image` (default:
+    /// refuse rather than roll it back)
+    #[arg(long)]
+    pub keep_image: bool,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -2,7 +2,9 @@
 //! It must not contact a cluster, and prints nothing to stdout when any object fails.
 
 use anyhow::{anyhow, bail, Result};
-use classcache_core::podtemplate::{disable_object, enable_object, object_label, pod_template};
+use classcache_core::podtemplate::{
+    disable_object_with, enable_object, object_label, pod_template, DisableOptions,
+};
 use serde_json::Value;
 
 use crate::archive::Resolver;
@@ -37,19 +39,20 @@ fn selected(obj: &Value, targets: &[Target], selector: Option<&Selector>) -> Opt
 
 enum Edit<'a> {
     Enable(&'a EnableSettings),
-    Disable,
+    Disable(DisableOptions),
 }
 
 /// Runs `enable` (with settings) or `disable` over the files; the documents go to stdout.
 pub async fn run(
     target: &TargetArgs,
     settings: Option<&EnableSettings>,
+    disable: DisableOptions,
     resolver: &mut Resolver,
     report: &mut Report,
 ) -> Result<()> {
     let edit = match settings {
         Some(s) => Edit::Enable(s),
-        None => Edit::Disable,
+        None => Edit::Disable(disable),
     };
     let targets = parse_targets(&target.targets, target.selector.is_some(), true)?;
     let selector = target
@@ -101,7 +104,7 @@ pub async fn run(
                     }
                     Err(e) => Err(e),
                 },
-                Edit::Disable => match disable_object(obj) {
+                Edit::Disable(options) => match disable_object_with(obj, *options) {
                     Ok(true) => Ok("disabled".to_string()),
                     Ok(false) => Ok("not enabled, unchanged".to_string()),
                     Err(e) => Err(e.into()),

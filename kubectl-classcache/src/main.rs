@@ -13,7 +13,7 @@ mod targets;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use classcache_core::podtemplate::{fetcher_url, DeliveryMode};
+use classcache_core::podtemplate::{fetcher_url, DeliveryMode, DisableOptions};
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, DryRun, ModeChoice, Output};
@@ -69,6 +69,7 @@ async fn run(cli: Cli, report: &mut Report) -> Result<()> {
                     &args.target,
                     &args.cluster,
                     Some(&settings),
+                    DisableOptions::default(),
                     &mut resolver,
                     report,
                 )
@@ -78,16 +79,34 @@ async fn run(cli: Cli, report: &mut Report) -> Result<()> {
                 if settings.auto_mode {
                     bail!("--mode auto asks the cluster whether it mounts image volumes; with -f nothing is asked: pass --mode hostpath, copy or image-volume");
                 }
-                files::run(&args.target, Some(&settings), &mut resolver, report).await
+                files::run(
+                    &args.target,
+                    Some(&settings),
+                    DisableOptions::default(),
+                    &mut resolver,
+                    report,
+                )
+                .await
             }
         }
         Command::Disable(args) => {
             let mut resolver = archive::Resolver::new(&Default::default());
+            let options = DisableOptions {
+                keep_image: args.keep_image,
+            };
             if args.target.files.is_empty() {
-                live::edit(&args.target, &args.cluster, None, &mut resolver, report).await
+                live::edit(
+                    &args.target,
+                    &args.cluster,
+                    None,
+                    options,
+                    &mut resolver,
+                    report,
+                )
+                .await
             } else {
                 check_file_mode(&args.target)?;
-                files::run(&args.target, None, &mut resolver, report).await
+                files::run(&args.target, None, options, &mut resolver, report).await
             }
         }
         Command::Status(args) => live::status(&args, report).await,

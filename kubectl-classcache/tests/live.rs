@@ -805,3 +805,104 @@ fn concurrent_edits_are_retried_and_never_overwritten() {
     );
     assert_eq!(template(&stored), template(&s.original));
 }
+
+/// A hand-edited `classcache.io/archive` is reported by `status` (per workload, the rest still
+/// shown), and `disable` after a later deploy keeps that deploy's changes: its own
+/// JAVA_TOOL_OPTIONS additions, and (with `--keep-image`) its image; without `--keep-image` it
+/// refuses rather than roll the image back.
+#[test]
+fn status_reports_malformed_records_and_disable_keeps_later_changes() {
+    let c = real();
+    let _lock = shared_lock();
+    let ns = c.namespace("plugin-surgical");
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = petclinic_archive(tmp.path());
+    seed(c, &petclinic(&ns.name, 0));
+    let (code, _, err) = c.plugin(&[
+        "enable",
+        "deploy/petclinic",
+        "-n",
+        &ns.name,
+        "--archive",
+        &archive,
+        "--pin-image",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let enabled = c.get(&["deploy/petclinic", "-n", &ns.name]);
+    let container = &enabled["spec"]["template"]["spec"]["containers"][0];
+    let pinned = container["image"].as_str().unwrap().to_string();
+    let jto_index = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|e| e["name"] == "JAVA_TOOL_OPTIONS")
+        .unwrap();
+    let value = container["env"][jto_index]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A later deploy: a new image, and one more option appended to JAVA_TOOL_OPTIONS.
+    let patch = json!([
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "registry.example/shop/petclinic:9.9.9"},
+        {"op": "replace", "path": format!("/spec/template/spec/containers/0/env/{jto_index}/value"), "value": format!("{value} -Dlater=1")},
+    ]);
+    c.kubectl_ok(&[
+        "patch",
+        "deploy/petclinic",
+        "-n",
+        &ns.name,
+        "--type",
+        "json",
+        "-p",
+        &patch.to_string(),
+    ]);
+    let (code, _, err) = c.plugin(&["disable", "deploy/petclinic", "-n", &ns.name]);
+    assert_ne!(code, 0, "the image changed since enable: refused");
+    assert!(
+        err.contains("registry.example/shop/petclinic:9.9.9")
+            && err.contains(&pinned)
+            && err.contains("--keep-image"),
+        "{err}"
+    );
+    let (code, _, err) = c.plugin(&[
+        "disable",
+        "deploy/petclinic",
+        "-n",
+        &ns.name,
+        "--keep-image",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let disabled = c.get(&["deploy/petclinic", "-n", &ns.name]);
+    let container = &disabled["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "registry.example/shop/petclinic:9.9.9");
+    let after = container["env"][jto_index]["value"].as_str().unwrap();
+    assert!(
+        after.ends_with("-Dlater=1") && !after.contains("SharedArchiveFile"),
+        "{after}"
+    );
+
+    // A hand-edited record: status names it and the fix, and does not fail.
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {"classcache.io/archive": "{\"petclinic\": 5}"}}}}});
+    c.kubectl_ok(&[
+        "patch",
+        "deploy/petclinic",
+        "-n",
+        &ns.name,
+        "--type",
+        "merge",
+        "-p",
+        &patch.to_string(),
+    ]);
+    let (code, out, err) = c.plugin(&["status", "-n", &ns.name, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    let row = &rows[0];
+    assert!(
+        row["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Deployment/petclinic")
+                && e.contains("restore the pod template by hand")),
+        "{rows:#}"
+    );
+}

@@ -56,6 +56,14 @@ struct ContainerRecord {
     /// The image before `--pin-image` replaced it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     image: Option<String>,
+    /// The image `--pin-image` set: `disable` puts back [`Self::image`] only while the container
+    /// still runs this one (a later deploy's image is not rolled back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pinned_image: Option<String>,
+    /// The options `enable` appended to `JAVA_TOOL_OPTIONS`, exactly as written: `disable`
+    /// removes these and keeps every later change. Records without it restore the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    added_options: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,13 +153,27 @@ pub fn enable_object(obj: &mut Value, plan: &EnablePlan) -> Result<Vec<Warning>,
     enable_template(template, plan, &object)
 }
 
-/// Disables classcache on an object; `Ok(false)` when it was not enabled.
+/// Disables classcache on an object; `Ok(false)` when it was not enabled. See
+/// [`disable_template_with`].
 pub fn disable_object(obj: &mut Value) -> Result<bool, EditError> {
+    disable_object_with(obj, DisableOptions::default())
+}
+
+/// [`disable_object`] with options.
+pub fn disable_object_with(obj: &mut Value, options: DisableOptions) -> Result<bool, EditError> {
     let object = object_label(obj);
     let template = pod_template_mut(obj).ok_or_else(|| EditError::NoPodTemplate {
         object: object.clone(),
     })?;
-    disable_template(template, &object)
+    disable_template_with(template, &object, options)
+}
+
+/// How `disable` treats what changed since `enable`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DisableOptions {
+    /// A container whose image changed since `enable --pin-image` keeps its current image
+    /// (without this, `disable` refuses rather than roll the image back).
+    pub keep_image: bool,
 }
 
 /// Enables classcache on a pod template (`{metadata, spec}`). An already enabled template is
@@ -163,7 +185,8 @@ pub fn enable_template(
     object: &str,
 ) -> Result<Vec<Warning>, EditError> {
     let mut work = template.clone();
-    disable_template(&mut work, object)?;
+    // Enabling again keeps an image deployed since: the plan pins again if asked to.
+    disable_template_with(&mut work, object, DisableOptions { keep_image: true })?;
     let warnings = enable_fresh(&mut work, plan, object)?;
     *template = work;
     Ok(warnings)
@@ -219,8 +242,20 @@ fn annotation<'a>(template: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Disables classcache on a pod template from its undo record; `Ok(false)` when not enabled.
-/// On error the template is left exactly as it was.
+/// See [`disable_template_with`].
 pub fn disable_template(template: &mut Value, object: &str) -> Result<bool, EditError> {
+    disable_template_with(template, object, DisableOptions::default())
+}
+
+/// Disables classcache on a pod template, removing only what `enable` added: its volumes,
+/// mounts, init container and annotations by name, its own options out of `JAVA_TOOL_OPTIONS`
+/// (changes made since are kept), and a pinned image only while the container still runs it.
+/// `Ok(false)` when not enabled. On error the template is left exactly as it was.
+pub fn disable_template_with(
+    template: &mut Value,
+    object: &str,
+    options: DisableOptions,
+) -> Result<bool, EditError> {
     let Some(raw) = annotation(template, ANNOTATION_ORIGINAL) else {
         if annotation(template, ANNOTATION_ARCHIVE).is_some() {
             return Err(EditError::BadRecord {
@@ -247,7 +282,7 @@ pub fn disable_template(template: &mut Value, object: &str) -> Result<bool, Edit
         });
     }
     let mut work = template.clone();
-    restore(&mut work, &record, object)?;
+    restore(&mut work, &record, object, options)?;
     *template = work;
     Ok(true)
 }
@@ -510,6 +545,7 @@ fn enable_fresh(
                     count: jto.len(),
                 });
             }
+            let added_options = Some(merge_java_tool_options(None, &ours));
             let java_tool_options = jto.first().map(|&index| EnvEntryRecord {
                 index,
                 entry: env[index].clone(),
@@ -565,6 +601,8 @@ fn enable_fresh(
                 java_tool_options,
                 volume_mounts,
                 image,
+                pinned_image: c.pin_image.clone(),
+                added_options,
             });
         }
     }
@@ -784,7 +822,84 @@ fn init_container(spec: &InitContainerSpec) -> Value {
     })
 }
 
-fn restore(template: &mut Value, record: &UndoRecord, object: &str) -> Result<(), EditError> {
+/// Takes `added` (what `enable` appended, space-separated from what precedes it) out of `value`;
+/// `None` when it is no longer there.
+fn without_added(value: &str, added: &str) -> Option<String> {
+    let at = value.rfind(added)?;
+    let before = &value[..at];
+    let after = &value[at + added.len()..];
+    let before = before.strip_suffix(' ').unwrap_or(before);
+    let after = if before.is_empty() {
+        after.strip_prefix(' ').unwrap_or(after)
+    } else {
+        after
+    };
+    Some(format!("{before}{after}"))
+}
+
+/// Puts `JAVA_TOOL_OPTIONS` back: without `enable`'s own options and with every change made
+/// since; the recorded entry exactly when nothing else changed.
+fn restore_java_tool_options(env: &mut Vec<Value>, c: &ContainerRecord) {
+    let Some(added) = &c.added_options else {
+        // A record from before `addedOptions`: the snapshot.
+        env.retain(|e| e.get("name").and_then(Value::as_str) != Some(JAVA_TOOL_OPTIONS));
+        if let Some(EnvEntryRecord { index, entry }) = &c.java_tool_options {
+            env.insert((*index).min(env.len()), entry.clone());
+        }
+        return;
+    };
+    // The user's own value (an entry without `value` holds an empty one); none for valueFrom.
+    let original_value = c
+        .java_tool_options
+        .as_ref()
+        .filter(|r| r.entry.get("valueFrom").is_none())
+        .map(|r| r.entry.get("value").and_then(Value::as_str).unwrap_or(""));
+    let expansion = format!("$({JAVA_TOOL_OPTIONS})");
+    let mut remove = None;
+    for (i, entry) in env.iter_mut().enumerate() {
+        if entry.get("name").and_then(Value::as_str) != Some(JAVA_TOOL_OPTIONS) {
+            continue;
+        }
+        let Some(value) = entry.get("value").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(rest) = without_added(value, added) else {
+            continue;
+        };
+        let from_value_from = c
+            .java_tool_options
+            .as_ref()
+            .is_some_and(|r| r.entry.get("valueFrom").is_some());
+        // `enable` wrote only its own options over a blank value, and the prefix byte for byte.
+        let unchanged = original_value
+            .is_some_and(|o| o == rest || (o.trim().is_empty() && rest.trim().is_empty()));
+        if unchanged {
+            *entry = c
+                .java_tool_options
+                .as_ref()
+                .expect("has a value")
+                .entry
+                .clone();
+        } else if (c.java_tool_options.is_none() && rest.trim().is_empty())
+            || (from_value_from && rest.trim() == expansion)
+        {
+            remove = Some(i);
+        } else if let Some(map) = entry.as_object_mut() {
+            map.insert("value".into(), Value::String(rest));
+        }
+        break;
+    }
+    if let Some(i) = remove {
+        env.remove(i);
+    }
+}
+
+fn restore(
+    template: &mut Value,
+    record: &UndoRecord,
+    object: &str,
+    options: DisableOptions,
+) -> Result<(), EditError> {
     let root = as_object(template, object, "pod template")?;
     if let Some(meta) = root.get_mut("metadata").and_then(Value::as_object_mut) {
         if let Some(notes) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
@@ -834,14 +949,27 @@ fn restore(template: &mut Value, record: &UndoRecord, object: &str) -> Result<()
         }
         close_field(container, "volumeMounts", c.volume_mounts);
         if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
-            env.retain(|e| e.get("name").and_then(Value::as_str) != Some(JAVA_TOOL_OPTIONS));
-            if let Some(EnvEntryRecord { index, entry }) = &c.java_tool_options {
-                env.insert((*index).min(env.len()), entry.clone());
-            }
+            restore_java_tool_options(env, c);
         }
         close_field(container, "env", c.env);
         if let Some(image) = &c.image {
-            container.insert("image".to_string(), Value::String(image.clone()));
+            let current = container.get("image").and_then(Value::as_str);
+            match &c.pinned_image {
+                Some(pinned) if current != Some(pinned.as_str()) => {
+                    if !options.keep_image {
+                        return Err(EditError::ImageChanged {
+                            object: object.to_string(),
+                            container: c.name.clone(),
+                            current: current.unwrap_or_default().to_string(),
+                            pinned: pinned.clone(),
+                            original: image.clone(),
+                        });
+                    }
+                }
+                _ => {
+                    container.insert("image".to_string(), Value::String(image.clone()));
+                }
+            }
         }
     }
     Ok(())

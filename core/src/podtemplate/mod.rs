@@ -16,8 +16,8 @@ mod tests;
 
 pub use cluster::*;
 pub use edit::{
-    delivery_mode, disable_object, disable_template, enable_object, enable_template,
-    enabled_archives,
+    delivery_mode, disable_object, disable_object_with, disable_template, disable_template_with,
+    enable_object, enable_template, enabled_archives, DisableOptions,
 };
 pub use locate::{containers, object_label, pod_template, pod_template_mut, ContainerView};
 pub use options::{command_warning, merge_java_tool_options, quote_option};
@@ -120,6 +120,14 @@ pub enum EditError {
         container: String,
         trained: String,
         runs: String,
+    },
+    #[error("{object}: container {container:?} runs {current}, not the image enable pinned ({pinned}); disable would roll it back to {original}: pass --keep-image to keep {current}, or set the image you want after disabling")]
+    ImageChanged {
+        object: String,
+        container: String,
+        current: String,
+        pinned: String,
+        original: String,
     },
     #[error("{object}: annotation {annotation} is not a valid classcache record ({reason}); restore the pod template by hand (kubectl rollout history / undo), then remove the classcache.io/ annotations")]
     BadRecord {

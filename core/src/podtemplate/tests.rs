@@ -547,3 +547,73 @@ fn old_archives_lose_their_agent_option_and_keep_the_check() {
     assert_eq!(c.runtime_options, ["-XX:SharedArchiveFile={archive}"]);
     assert_eq!(c.trained_agent.as_deref(), Some("/opt/agent.jar"));
 }
+
+/// `disable` takes out only what `enable` added: JAVA_TOOL_OPTIONS changes made since survive,
+/// and a pinned image comes back only while the container still runs it.
+#[test]
+fn disable_is_surgical() {
+    let original = json!({"spec": {"containers": [
+        {"name": "app", "image": "registry.example/app:1", "env": [{"name": "JAVA_TOOL_OPTIONS", "value": "-Xmx1g"}]},
+    ]}});
+    let p = plan(
+        &original,
+        &[true],
+        false,
+        DeliveryMode::HostPath,
+        false,
+        true,
+    );
+    let mut enabled = original.clone();
+    enable_template(&mut enabled, &p, "Deployment/shop").unwrap();
+    let jto = |t: &Value| {
+        t["spec"]["containers"][0]["env"][0]["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // A deploy after enable changed the user's options and appended one: both are kept.
+    let mut changed = enabled.clone();
+    let value = jto(&changed).replace("-Xmx1g", "-Xmx2g") + " -Dlater=1";
+    changed["spec"]["containers"][0]["env"][0]["value"] = json!(value);
+    let mut undone = changed.clone();
+    assert!(disable_template(&mut undone, "Deployment/shop").unwrap());
+    assert_eq!(jto(&undone), "-Xmx2g -Dlater=1");
+    assert_eq!(
+        undone["spec"]["containers"][0]["image"],
+        "registry.example/app:1"
+    );
+
+    // A deploy after enable --pin-image set another image: refused (naming both), or kept.
+    let mut redeployed = enabled.clone();
+    redeployed["spec"]["containers"][0]["image"] = json!("registry.example/app:2");
+    let mut undone = redeployed.clone();
+    let e = disable_template(&mut undone, "Deployment/shop").unwrap_err();
+    assert!(matches!(e, EditError::ImageChanged { .. }), "{e}");
+    assert!(
+        e.to_string().contains("registry.example/app:2") && e.to_string().contains("--keep-image"),
+        "{e}"
+    );
+    assert_eq!(undone, redeployed, "a refused disable changes nothing");
+    assert!(disable_template_with(
+        &mut undone,
+        "Deployment/shop",
+        DisableOptions { keep_image: true }
+    )
+    .unwrap());
+    assert_eq!(
+        undone["spec"]["containers"][0]["image"],
+        "registry.example/app:2"
+    );
+    assert_eq!(jto(&undone), "-Xmx1g");
+
+    // An entry enable added, to which a deploy appended: only enable's part goes.
+    let bare = json!({"spec": {"containers": [{"name": "app", "image": "a"}]}});
+    let p = plan(&bare, &[true], false, DeliveryMode::HostPath, false, false);
+    let mut enabled = bare.clone();
+    enable_template(&mut enabled, &p, "Deployment/shop").unwrap();
+    let mut changed = enabled.clone();
+    changed["spec"]["containers"][0]["env"][0]["value"] = json!(jto(&enabled) + " -Dlater=1");
+    assert!(disable_template(&mut changed, "Deployment/shop").unwrap());
+    assert_eq!(jto(&changed), "-Dlater=1");
+}

@@ -2,7 +2,9 @@
 //! object's resourceVersion, and read again on a conflict. It must never overwrite a concurrent change.
 
 use anyhow::{bail, Result};
-use classcache_core::podtemplate::{disable_object, enable_object, object_label};
+use classcache_core::podtemplate::{
+    disable_object_with, enable_object, object_label, DisableOptions,
+};
 use serde_json::Value;
 
 use super::cluster::{for_display, in_namespace, name_of, namespace_of, Cluster, Resource};
@@ -21,6 +23,7 @@ pub async fn edit(
     target: &TargetArgs,
     cluster_args: &ClusterArgs,
     settings: Option<&EnableSettings>,
+    disable: DisableOptions,
     resolver: &mut Resolver,
     report: &mut Report,
 ) -> Result<()> {
@@ -87,6 +90,7 @@ pub async fn edit(
                 ns.as_deref(),
                 &name,
                 settings,
+                disable,
                 resolver,
                 target.dry_run,
                 report,
@@ -113,6 +117,7 @@ async fn edit_one(
     ns: Option<&str>,
     name: &str,
     settings: Option<&EnableSettings>,
+    disable: DisableOptions,
     resolver: &mut Resolver,
     dry_run: DryRun,
     report: &mut Report,
@@ -144,7 +149,7 @@ async fn edit_one(
                 }
             },
             None => {
-                disable_object(&mut obj)?;
+                disable_object_with(&mut obj, disable)?;
             }
         }
         if obj == before || (settings.is_some() && only_server_defaults(&obj, &before)) {

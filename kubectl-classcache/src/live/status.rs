@@ -34,9 +34,10 @@ pub(super) async fn enabled_workloads(
             Ok(items) => found.extend(
                 items
                     .into_iter()
+                    // A malformed record counts as enabled: `status` reports it and
+                    // `uninstall` must not take the fetcher from under it.
                     .filter(|o| {
-                        pod_template(o)
-                            .is_some_and(|t| enabled_archives(t).ok().flatten().is_some())
+                        pod_template(o).is_some_and(|t| !matches!(enabled_archives(t), Ok(None)))
                     })
                     .map(|o| (r.clone(), o)),
             ),
@@ -75,7 +76,21 @@ pub async fn status(args: &StatusArgs, report: &mut Report) -> Result<()> {
     for (r, obj) in &workloads {
         let template = pod_template(obj)
             .ok_or_else(|| anyhow!("{} has no pod template", object_label(obj)))?;
-        let archives = enabled_archives(template)?.unwrap_or_default();
+        let archives = match enabled_archives(template) {
+            Ok(archives) => archives.unwrap_or_default(),
+            Err(e) => {
+                let shown = e
+                    .to_string()
+                    .replacen("pod template", &object_label(obj), 1);
+                report.warn(shown.clone());
+                rows.push(json!({
+                    "workload": r.label(&name_of(obj)),
+                    "namespace": namespace_of(obj),
+                    "error": shown,
+                }));
+                continue;
+            }
+        };
         let raw_annotation = template
             .pointer("/metadata/annotations/classcache.io~1archive")
             .cloned();
@@ -150,6 +165,10 @@ fn print_status(rows: &[Value], none: bool) {
             row["workload"].as_str().unwrap_or_default(),
             row["namespace"].as_str().unwrap_or("-")
         );
+        if let Some(e) = row["error"].as_str() {
+            println!("  malformed classcache record: {e}");
+            continue;
+        }
         for a in row["archives"].as_array().into_iter().flatten() {
             println!(
                 "  container {}: {}",
