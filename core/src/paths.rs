@@ -8,6 +8,71 @@ pub const NODE_STORE_DIR: &str = "/var/lib/classcache";
 /// Sub-directory of the store that pods mount read-only: only complete, verified archives.
 pub const PUBLISHED_SUBDIR: &str = "published";
 
+/// Directories a node store must not be, nor lie under: the fetcher would publish into, and
+/// evict from, the node's own system files (`/` itself is refused too).
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var/run",
+    "/var/lib/kubelet",
+    "/var/lib/containerd",
+    "/var/lib/docker",
+];
+
+/// A problem with a node store directory (`install --store-dir`, `enable --store-dir`, the
+/// fetcher's `--store`), with the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreDirError {
+    #[error("store directory {0:?} must be an absolute path on the nodes, e.g. {NODE_STORE_DIR}")]
+    NotAbsolute(String),
+    #[error("store directory {0:?} must be a plain path (no `.` or `..` parts, no doubled `/`), e.g. {NODE_STORE_DIR}")]
+    NotPlain(String),
+    #[error("store directory {dir:?} is {what}, which the fetcher would fill and evict from; use a directory of its own, e.g. {NODE_STORE_DIR}")]
+    System { dir: String, what: String },
+}
+
+/// Checks a node store directory: absolute, plain, and neither `/` nor a system directory (or
+/// one below it). Returns it without a trailing `/`.
+pub fn check_store_dir(dir: &str) -> Result<&str, StoreDirError> {
+    if !dir.starts_with('/') {
+        return Err(StoreDirError::NotAbsolute(dir.to_string()));
+    }
+    let trimmed = dir.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(StoreDirError::System {
+            dir: dir.to_string(),
+            what: "the root directory".into(),
+        });
+    }
+    if trimmed[1..]
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(StoreDirError::NotPlain(dir.to_string()));
+    }
+    if let Some(system) = SYSTEM_DIRS
+        .iter()
+        .find(|s| trimmed == **s || trimmed.starts_with(&format!("{s}/")))
+    {
+        return Err(StoreDirError::System {
+            dir: dir.to_string(),
+            what: format!("{system} or below it"),
+        });
+    }
+    Ok(trimmed)
+}
+
 /// File name of a published archive, named after the digest pinned in the pod template
 /// (an archive manifest or an index of per-platform archives), so the path in
 /// `JAVA_TOOL_OPTIONS` is the same on every node whatever its platform.
@@ -30,6 +95,33 @@ pub fn pod_image_volume_archive_path(pinned_digest: &str, archive_file: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_dirs_are_absolute_plain_and_not_the_systems() {
+        assert_eq!(
+            check_store_dir("/var/lib/classcache/"),
+            Ok("/var/lib/classcache")
+        );
+        assert_eq!(check_store_dir("/data/cc"), Ok("/data/cc"));
+        for (bad, says) in [
+            ("var/lib/classcache", "absolute"),
+            ("/", "root directory"),
+            ("//", "root directory"),
+            ("/data/../etc", "plain path"),
+            ("/data//cc", "plain path"),
+            ("/etc", "/etc or below"),
+            ("/usr/local/cc", "/usr or below"),
+            ("/var/lib/kubelet/pods", "/var/lib/kubelet or below"),
+            ("/proc/1", "/proc or below"),
+        ] {
+            let e = check_store_dir(bad).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains(NODE_STORE_DIR), "{bad}: {e}");
+        }
+        assert!(
+            check_store_dir("/variable").is_ok(),
+            "a prefix of a name is not a parent"
+        );
+    }
 
     #[test]
     fn path_is_named_after_the_pinned_digest() {

@@ -36,8 +36,9 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value_t = format!("0.0.0.0:{FETCHER_PORT}"))]
     pub listen: String,
-    /// The node store (a hostPath); pods mount its `published` directory.
-    #[arg(long, default_value = NODE_STORE_DIR)]
+    /// The node store (a hostPath); pods mount its `published` directory. Not `/` nor a system
+    /// directory.
+    #[arg(long, default_value = NODE_STORE_DIR, value_parser = parse_store)]
     pub store: PathBuf,
     /// This node's name: what peers rank (set it from the downward API's spec.nodeName).
     #[arg(long, env = "NODE_NAME")]
@@ -82,6 +83,13 @@ pub struct ServeArgs {
     /// Test only: corrupt every chunk uploaded to peers.
     #[arg(long, hide = true)]
     pub corrupt_uploads: bool,
+}
+
+/// `--store`: core's one check of a node store directory.
+fn parse_store(s: &str) -> Result<PathBuf, String> {
+    classcache_core::paths::check_store_dir(s)
+        .map(PathBuf::from)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

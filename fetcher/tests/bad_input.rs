@@ -121,6 +121,36 @@ fn an_unusable_store_directory_stops_the_fetcher_with_a_clear_message() {
 }
 
 #[test]
+fn the_root_or_a_system_directory_is_refused_as_the_store() {
+    for (store, says) in [
+        ("/", "root directory"),
+        ("/etc/cc", "/etc or below"),
+        ("rel", "absolute"),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--node-id",
+                "solo",
+                "--peers",
+                "solo=http://127.0.0.1:1",
+                "--store",
+                store,
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "--store {store} must be refused");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(says) && err.contains("/var/lib/classcache"),
+            "{store}: {err}"
+        );
+    }
+}
+
+#[test]
 fn after_a_crash_partials_are_dropped_and_published_archives_are_hits_without_the_registry() {
     let fixture = push_archive(1 << 20);
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,7 @@
 //! Rendering `templates/` into the objects `install` applies and `uninstall` deletes.
 //! It renders only; applying them is the live module's job.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use classcache_core::podtemplate::FETCHER_PORT;
 use classcache_core::size::ByteSize;
 use serde_json::Value;
@@ -37,12 +37,8 @@ const TEMPLATES: [(&str, &str); 6] = [
 /// Renders every template with `args`; `registry-secret.yaml` only when credentials are given.
 pub fn render(args: &RenderArgs) -> Result<Vec<Value>> {
     check_quantity(&args.max_size)?;
-    if !args.store_dir.starts_with('/') {
-        bail!(
-            "--store-dir {:?} must be an absolute path on the nodes, e.g. /var/lib/classcache",
-            args.store_dir
-        );
-    }
+    let store_dir =
+        classcache_core::paths::check_store_dir(&args.store_dir).context("--store-dir")?;
     let registry_config = match &args.registry_config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| {
@@ -61,10 +57,7 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Value>> {
     let params: Vec<(&str, String)> = vec![
         ("namespace", args.namespace.clone()),
         ("image", args.image.clone()),
-        (
-            "store_dir",
-            args.store_dir.trim_end_matches('/').to_string(),
-        ),
+        ("store_dir", store_dir.to_string()),
         ("max_size", args.max_size.clone()),
         ("port", FETCHER_PORT.to_string()),
         (

@@ -11,7 +11,7 @@ mod plan;
 mod report;
 mod targets;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use classcache_core::podtemplate::{fetcher_url, DeliveryMode, DisableOptions};
 use std::process::ExitCode;
@@ -57,7 +57,9 @@ async fn run(cli: Cli, report: &mut Report) -> Result<()> {
                 auto_mode: args.mode == ModeChoice::Auto,
                 fetcher_image: args.fetcher_image.clone(),
                 fetcher_url: fetcher_url(),
-                store_dir: args.store_dir.clone(),
+                store_dir: classcache_core::paths::check_store_dir(&args.store_dir)
+                    .context("--store-dir")?
+                    .to_string(),
                 timeout_secs: args.timeout.as_secs().max(1),
                 fail_closed: args.fail_closed,
                 pin_image: args.pin_image,
