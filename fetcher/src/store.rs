@@ -47,6 +47,8 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
+    #[error("another classcache-fetcher uses the store {path} (it holds {path}/{LOCK_FILE}); two fetchers on one store would remove each other's downloads: give each its own --store, or stop the other")]
+    InUse { path: PathBuf },
     #[error("the store cap of {cap} bytes is reached and every entry is in use; raise --max-size (needed {needed} more bytes)")]
     CapReached { cap: u64, needed: u64 },
 }
@@ -109,7 +111,12 @@ pub struct Store {
     readers: Mutex<HashMap<PathBuf, usize>>,
     partial_seq: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Held (flock) while this store is open: one fetcher per store.
+    _lock: fs::File,
 }
+
+/// The file a running fetcher holds locked in its store's root.
+pub const LOCK_FILE: &str = ".lock";
 
 /// A download in progress under `tmp/`, hashed as it is written; removed unless committed.
 pub struct Partial {
@@ -161,6 +168,24 @@ impl Store {
         in_use_grace: Duration,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Store>, StoreError> {
+        fs::create_dir_all(root).map_err(|e| StoreError::io(root, e))?;
+        // Taken before anything is touched: a second fetcher must not clean the first's tmp/.
+        let lock_path = root.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::InUse {
+                    path: root.to_path_buf(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(&lock_path, e)),
+        }
         for sub in ["tmp", "blobs/sha256", "archives", "refs", PUBLISHED_SUBDIR] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
@@ -179,6 +204,7 @@ impl Store {
             readers: Mutex::new(HashMap::new()),
             partial_seq: AtomicU64::new(0),
             metrics,
+            _lock: lock,
         };
         store.recover()?;
         Ok(Arc::new(store))
@@ -757,6 +783,32 @@ mod tests {
             store.run(move |s| s.blob_size(&d)).await,
             Some(data.len() as u64)
         );
+    }
+
+    #[test]
+    fn one_fetcher_per_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = open(dir.path(), 1 << 30);
+        let p = first.begin(&Digest::of(b"in flight"), 1).unwrap();
+        let second = Store::open(
+            dir.path(),
+            1 << 30,
+            Duration::ZERO,
+            Arc::new(Metrics::default()),
+        );
+        let e = second
+            .err()
+            .expect("a second fetcher on the same store is refused");
+        assert!(matches!(e, StoreError::InUse { .. }), "{e}");
+        assert!(e.to_string().contains("--store"), "{e}");
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            1,
+            "the first fetcher's download is left alone"
+        );
+        drop(p);
+        drop(first);
+        open(dir.path(), 1 << 30);
     }
 
     #[test]
