@@ -30,10 +30,11 @@ use classcache_core::jvm::java_tool_options;
 use classcache_core::paths::{pod_archive_path, published_file_name, POD_ARCHIVE_DIR};
 use classcache_core::reference::RegistryRef;
 use classcache_e2e::apps::{
-    otel_agent_version, spring_boot_image, spring_started_seconds, train_report, SpringBoot,
-    OTEL_AGENT_ENV, OTEL_AGENT_IN_IMAGE, SPRING_APP_JAR_IN_IMAGE, SPRING_APP_MAIN,
+    free_port, otel_agent_version, spring_boot_image, spring_started_seconds, train_report,
+    SpringBoot, OTEL_AGENT_ENV, OTEL_AGENT_IN_IMAGE, SPRING_APP_JAR_IN_IMAGE, SPRING_APP_MAIN,
 };
 use classcache_e2e::cluster::workspace_binary;
+use classcache_e2e::container::Container;
 use classcache_e2e::{harness, unique_name, Harness};
 use classcache_oci::registry::{RegistryClient, RegistryOptions};
 use serde_json::Value;
@@ -58,44 +59,6 @@ fn env_number(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A TCP port nothing listens on right now (on loopback).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a free port on 127.0.0.1")
-}
-
-/// A container, removed when dropped (also when the benchmark panics).
-struct Container<'h> {
-    h: &'h Harness,
-    name: String,
-}
-
-impl Drop for Container<'_> {
-    fn drop(&mut self) {
-        let _ = self.h.docker(&["rm", "-f", &self.name]);
-    }
-}
-
-impl Container<'_> {
-    fn logs(&self) -> String {
-        let out = self.h.docker(&["logs", &self.name]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-
-    fn running(&self) -> bool {
-        self.h
-            .docker(&["inspect", "-f", "{{.State.Running}}", &self.name])
-            .stdout
-            .starts_with(b"true")
-    }
 }
 
 /// A directory of this benchmark that the container's user (65532) can read (`mode` 0755) or

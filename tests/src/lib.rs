@@ -9,6 +9,7 @@
 
 pub mod apps;
 pub mod cluster;
+pub mod container;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

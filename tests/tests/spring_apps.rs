@@ -7,6 +7,7 @@ use classcache_e2e::apps::{
     free_port, otel_agent_version, spring_boot_image, spring_started_seconds, SpringBoot,
     OTEL_AGENT_ENV, OTEL_AGENT_IN_IMAGE, SPRING_APP_JAR_IN_IMAGE, SPRING_APP_MAIN,
 };
+use classcache_e2e::container::Container;
 use classcache_e2e::{harness, step, unique_name, Harness};
 use std::process::Command;
 use std::sync::Mutex;
@@ -18,37 +19,6 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// How long a start may take on this noisy 2-core machine (the JDK 25 image has no base CDS
 /// archive, and the agent instruments as the classes load).
 const START_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// A running container, removed when dropped (also when the test panics).
-struct Container<'h> {
-    h: &'h Harness,
-    name: String,
-}
-
-impl Drop for Container<'_> {
-    fn drop(&mut self) {
-        let _ = self.h.docker(&["rm", "-f", &self.name]);
-    }
-}
-
-impl Container<'_> {
-    /// stdout and stderr of the container's process, as one text.
-    fn logs(&self) -> String {
-        let out = self.h.docker(&["logs", &self.name]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-
-    fn running(&self) -> bool {
-        self.h
-            .docker(&["inspect", "-f", "{{.State.Running}}", &self.name])
-            .stdout
-            .starts_with(b"true")
-    }
-}
 
 /// `curl` to `url`: (HTTP status, body); status 0 when nothing answers.
 fn http(method: &str, url: &str, json_body: Option<&str>) -> (u16, String) {
