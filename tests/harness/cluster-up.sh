@@ -87,6 +87,11 @@ die() {
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # shellcheck source=tests/harness/cluster-common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/cluster-common.sh"
+
+# The fetcher's default store (core/src/paths.rs, the one definition), given to each node as a
+# directory of its own.
+NODE_STORE_DIR=$(sed -n 's/^pub const NODE_STORE_DIR: &str = "\(.*\)";$/\1/p' "$REPO_ROOT/core/src/paths.rs")
+[ -n "$NODE_STORE_DIR" ] || die "cannot read NODE_STORE_DIR from core/src/paths.rs" "none" "fix the pattern above"
 # Any other failing command still ends in the one-line ERROR format.
 set -E
 trap 'die "cluster-up.sh line $LINENO failed: $BASH_COMMAND (phase: ${phase_name:-start})" "$C (the phase'"'"'s logs)" "run tests/harness/cluster-down.sh, then cluster-up.sh again"' ERR
@@ -321,8 +326,12 @@ setup_mount_namespaces() {
 		echo 1000000 >"$sysctl_dir/kernel.keys.root_maxkeys"
 		echo 25000000 >"$sysctl_dir/kernel.keys.root_maxbytes"
 		touch "$file"
+		# Each node has a disk of its own: its fetcher's store (the DaemonSet's hostPath,
+		# $NODE_STORE_DIR) is a directory of this node's only, as on real nodes.
+		mkdir -p "$C/$node/store" "$NODE_STORE_DIR"
 		# Inside: drop the copies of other namespaces' nsfs mounts (they would keep the
-		# fetcher tests' and the other node's namespaces alive), then mask the tunables.
+		# fetcher tests' and the other node's namespaces alive), mask the tunables, and
+		# mount the node's store.
 		unshare --mount="$file" --propagation private sh -euc '
 			awk '\''$9 == "nsfs" { print $5 }'\'' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" || true; done
 			umount -l "$1" 2>/dev/null || true
@@ -330,7 +339,8 @@ setup_mount_namespaces() {
 				t=/proc/sys/$(basename "$f" | tr . /)
 				mount --bind "$f" "$t"
 				mount -o remount,bind,ro "$t"
-			done' sh "$C/ns" "$sysctl_dir" >>"$C/$node/mntns.log" 2>&1 ||
+			done
+			mount --bind "$3" "$4"' sh "$C/ns" "$sysctl_dir" "$C/$node/store" "$NODE_STORE_DIR" >>"$C/$node/mntns.log" 2>&1 ||
 			die "making the mount namespace of $node failed" "$C/$node/mntns.log" "run cluster-down.sh and retry"
 	done
 }
