@@ -5,7 +5,9 @@ use crate::artifact::{JvmIdentity, ARCHIVE_PATH_PLACEHOLDER};
 use crate::key::{AgentMode, ArchiveKind};
 
 /// The arguments that make a `java` launcher print its system properties and exit.
-pub const PROPERTIES_ARGS: [&str; 2] = ["-XshowSettings:properties", "-version"];
+/// The launcher option that prints the JVM's properties (to stderr) before it runs anything.
+pub const SHOW_PROPERTIES_OPTION: &str = "-XshowSettings:properties";
+pub const PROPERTIES_ARGS: [&str; 2] = [SHOW_PROPERTIES_OPTION, "-version"];
 
 /// The `java` launcher's own options variable (JDK 9+), which takes launcher options such as
 /// `-XshowSettings` that `JAVA_TOOL_OPTIONS` refuses.
@@ -294,7 +296,62 @@ pub fn agent_failure_cause(output: &str) -> Option<String> {
 /// also tells the JVM's version, uses them. [`TrainingPlan::app_options`] equals them but for
 /// [`AGENT_MODULES_OPTION`], which `-javaagent` implies anyway.
 pub fn baseline_options(agent: Option<&AgentSetup>, app_options: &[String]) -> Vec<String> {
-    training_plan(ArchiveKind::DynamicCds, 17, "/", agent, app_options).app_options
+    let o = agent_options(None, agent, app_options);
+    [o.shared, o.run].concat()
+}
+
+/// An agent's part in the options of each phase, around the user's `app_options`.
+struct AgentOptions {
+    /// Every phase: the user's options, then what the agent needs in all of them.
+    shared: Vec<String>,
+    /// Training steps only.
+    training: Vec<String>,
+    /// Runs of the app (verification, production): the agent as the workload runs it.
+    run: Vec<String>,
+}
+
+/// The agent's options for an archive of `kind` (`None`: not known yet, as in the build's first
+/// run, which then leaves out what only an archive's kind needs).
+fn agent_options(
+    kind: Option<ArchiveKind>,
+    agent: Option<&AgentSetup>,
+    app_options: &[String],
+) -> AgentOptions {
+    let mut o = AgentOptions {
+        shared: app_options.to_vec(),
+        training: vec![],
+        run: vec![],
+    };
+    let Some(agent) = agent else {
+        return o;
+    };
+    match agent.mode {
+        // Trained without the agent, verified and run with it (docs/agents.md, measured with
+        // the OpenTelemetry agent on Spring Boot): attached during training it crashed the
+        // archive dump on JDK 17 (SIGSEGV) and the AOT cache assembly on JDK 25, while an
+        // archive of the app's classes serves the JVM that attaches it (13,760 classes on 17,
+        // 16,918 on 25). `-javaagent` implies `--add-modules=java.instrument`, and an AOT
+        // cache maps only with the module graph it was made with, so it is made with that.
+        AgentMode::Attached => {
+            if kind == Some(ArchiveKind::AotCache) {
+                o.shared.push(AGENT_MODULES_OPTION.to_string());
+            }
+            o.run.push(format!("-javaagent:{}", agent.path));
+        }
+        // CDS refuses to dump while any agent runs unless this diagnostic flag is on, and
+        // then refuses to map the archive without it; the AOT cache needs it to archive the
+        // classes the agent transformed.
+        AgentMode::Baked => {
+            o.shared.push("-XX:+UnlockDiagnosticVMOptions".to_string());
+            o.shared
+                .push("-XX:+AllowArchivingWithJavaAgent".to_string());
+            let boot = format!("-Xbootclasspath/a:{}", agent.path);
+            o.training.push(format!("-javaagent:{}", agent.path));
+            o.training.push(boot.clone());
+            o.run.push(boot);
+        }
+    }
+    o
 }
 
 /// The module `-javaagent` adds to the boot layer; an AOT cache for a JVM that attaches an agent
@@ -329,36 +386,11 @@ pub fn training_plan(
     let archive_path = format!("{work_dir}/{file_name}");
 
     // Options every phase shares: the user's, and what the agent needs in all of them.
-    let mut shared = app_options.to_vec();
-    let mut runtime_agent = Vec::new();
-    let mut training_agent = Vec::new();
-    if let Some(agent) = agent {
-        match agent.mode {
-            // Trained without the agent, verified and run with it (docs/agents.md, measured with
-            // the OpenTelemetry agent on Spring Boot): attached during training it crashed the
-            // archive dump on JDK 17 (SIGSEGV) and the AOT cache assembly on JDK 25, while an
-            // archive of the app's classes serves the JVM that attaches it (13,760 classes on 17,
-            // 16,918 on 25). `-javaagent` implies `--add-modules=java.instrument`, and an AOT
-            // cache maps only with the module graph it was made with, so it is made with that.
-            AgentMode::Attached => {
-                if kind == ArchiveKind::AotCache {
-                    shared.push(AGENT_MODULES_OPTION.to_string());
-                }
-                runtime_agent.push(format!("-javaagent:{}", agent.path));
-            }
-            // CDS refuses to dump while any agent runs unless this diagnostic flag is on, and
-            // then refuses to map the archive without it; the AOT cache needs it to archive the
-            // classes the agent transformed.
-            AgentMode::Baked => {
-                shared.push("-XX:+UnlockDiagnosticVMOptions".to_string());
-                shared.push("-XX:+AllowArchivingWithJavaAgent".to_string());
-                let boot = format!("-Xbootclasspath/a:{}", agent.path);
-                training_agent.push(format!("-javaagent:{}", agent.path));
-                training_agent.push(boot.clone());
-                runtime_agent.push(boot);
-            }
-        }
-    }
+    let AgentOptions {
+        shared,
+        training: training_agent,
+        run: runtime_agent,
+    } = agent_options(Some(kind), agent, app_options);
     let train = |extra: Vec<String>| TrainingStep {
         role: StepRole::Train,
         options: [shared.clone(), training_agent.clone(), extra].concat(),

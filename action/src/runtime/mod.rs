@@ -218,7 +218,7 @@ impl Runtime {
         };
         let mut spec = baseline.clone();
         spec.launcher_options
-            .extend(jvm::PROPERTIES_ARGS.iter().take(1).map(|s| s.to_string()));
+            .push(jvm::SHOW_PROPERTIES_OPTION.to_string());
         spec.options.push(jvm::CDS_LOG_OPTION.to_string());
         // A run that cannot start (no `java` in the image) or prints no properties: the
         // separate probe says what is wrong.
