@@ -9,6 +9,7 @@ use crate::runtime::local::{self, LocalRuntime};
 use crate::runtime::{RunSpec, Runtime, StopWhen};
 use crate::verify::Verifier;
 use anyhow::{anyhow, bail, Context, Result};
+use classcache_core::artifact::signature::SigningKey;
 use classcache_core::artifact::{
     AgentInfo, ArchiveConfig, ArchiveFile, ImageIdentity, Platform, Verification,
     CONFIG_SCHEMA_VERSION,
@@ -22,6 +23,7 @@ use classcache_oci::layout::OciLayout;
 use classcache_oci::registry::{RegistryClient, RegistryOptions};
 use classcache_oci::store::ArchiveStore;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Default container directory of an uploaded agent jar.
@@ -30,7 +32,11 @@ pub const AGENT_DIR: &str = "/opt/classcache/agent";
 /// Where the archive goes, decided before any work so that bad input fails fast.
 #[derive(Debug, Clone)]
 pub enum Destination {
-    Registry(RegistryRef),
+    /// A registry repository; with `sign_key` the pushed manifest is signed (`--sign-key`).
+    Registry {
+        repository: RegistryRef,
+        sign_key: Option<Arc<SigningKey>>,
+    },
     Layout {
         dir: PathBuf,
         tag: Option<String>,
@@ -158,7 +164,12 @@ pub fn destination(args: &Args) -> Result<Destination> {
             dir,
             tag,
             digest: None,
-        } => Ok(Destination::Layout { dir, tag }),
+        } => {
+            if let Some(key) = &args.sign_key {
+                bail!("--sign-key {}: signatures are pushed to a registry, and --to {to} is an OCI layout; push to a registry (--to REGISTRY/REPO) to sign, or drop --sign-key", key.display());
+            }
+            Ok(Destination::Layout { dir, tag })
+        }
         ArchiveLocation::Layout { .. } => {
             bail!("--to {to}: a destination cannot pin a digest; use oci:DIR or oci:DIR:TAG")
         }
@@ -166,9 +177,29 @@ pub fn destination(args: &Args) -> Result<Destination> {
             if r.digest.is_some() {
                 bail!("--to {to}: a destination cannot pin a digest; name the repository (the tag is the key)");
             }
-            Ok(Destination::Registry(r.repository_only()))
+            Ok(Destination::Registry {
+                repository: r.repository_only(),
+                sign_key: read_sign_key(args)?,
+            })
         }
     }
+}
+
+/// `--sign-key`: read and checked before any work, so a bad key fails fast.
+fn read_sign_key(args: &Args) -> Result<Option<Arc<SigningKey>>> {
+    let Some(path) = &args.sign_key else {
+        return Ok(None);
+    };
+    let pem = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read --sign-key {}; pass the path of a PEM private key",
+            path.display()
+        )
+    })?;
+    Ok(Some(Arc::new(SigningKey::from_pem(
+        &pem,
+        &format!("--sign-key {}", path.display()),
+    )?)))
 }
 
 fn env_pairs(args: &Args) -> Result<Vec<(String, String)>> {
@@ -650,10 +681,14 @@ async fn publish(
             console.step(format!("not publishing the archive: {why}"));
             Ok((None, None, Some(why.clone())))
         }
-        Destination::Registry(repository) => {
+        Destination::Registry {
+            repository,
+            sign_key,
+        } => {
             let activity = console.activity(format!("pushing to {repository}"));
+            let client = registry_client()?;
             let store = ArchiveStore::Registry {
-                client: registry_client()?,
+                client: client.clone(),
                 reference: repository.clone(),
             };
             let pushed = store
@@ -666,6 +701,16 @@ async fn publish(
                 "pushed {} ({} bytes uploaded)",
                 pushed.reference, pushed.bytes_uploaded
             ));
+            if let Some(key) = sign_key {
+                let signed = client
+                    .push_signature(repository, &pushed.manifest_descriptor, key)
+                    .await
+                    .with_context(|| format!("signing {} failed: the archive is pushed but unsigned, and fetchers with --require-signature refuse it; push again", pushed.reference))?;
+                console.step(format!(
+                    "signed {} ({} and a referrer)",
+                    signed.signed, signed.tag_reference
+                ));
+            }
             Ok((
                 Some(pushed.reference),
                 Some(pushed.manifest_digest.to_string()),

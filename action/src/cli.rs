@@ -60,7 +60,8 @@ pub struct Args {
     pub agent_in_image: Option<String>,
 
     /// A JVM option the workload also runs with and that shapes the archive (for example
-    /// -XX:+UseG1GC); repeat for several. Part of the key.
+    /// -XX:+UseG1GC); repeat for several. Part of the key; it stays in the workload's template
+    /// (an archive carries only archive options).
     #[arg(long = "jvm-option", value_name = "OPTION", allow_hyphen_values = true)]
     pub jvm_options: Vec<String>,
 
@@ -104,6 +105,15 @@ pub struct Args {
     /// default: the image's own repository) or an OCI layout `oci:DIR[:TAG]`.
     #[arg(long, value_name = "REF")]
     pub to: Option<String>,
+
+    /// Sign the pushed archive manifest with this PEM private key (ECDSA P-256, unencrypted
+    /// PKCS#8 or SEC 1), in cosign's format: at the `sha256-<hex>.sig` tag and as a referrer, so
+    /// `cosign verify --key PUB` and the fetcher's `--require-signature` accept it. Make a key
+    /// with `openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt
+    /// -out classcache.key`, its public key with `openssl ec -in classcache.key -pubout -out
+    /// classcache.pub`. (Keyless signing: run `cosign sign` on the pushed digest instead.)
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
 
     /// Train and verify only; push or write nothing.
     #[arg(long)]

@@ -448,6 +448,9 @@ pub fn training_plan(
         }
     };
 
+    // What the agent adds to every phase, after the user's options: the archive carries only
+    // this and its own options (the workload's own options stay in its template).
+    let agent_shared = shared[app_options.len()..].to_vec();
     let app_options = [shared.clone(), runtime_agent].concat();
     let mut archive_options = use_archive;
     if feature_version >= RELOCATION_MODE_SINCE {
@@ -458,8 +461,9 @@ pub fn training_plan(
     // The workload runs its own agent (`enable` checks that it is the one trained with): the
     // archive's options never add one, so an agent missing from a production image cannot stop
     // the JVM and none is loaded twice.
-    let mut runtime_options: Vec<String> = app_options
+    let mut runtime_options: Vec<String> = agent_shared
         .iter()
+        .chain(&app_options[shared.len()..])
         .filter(|o| !is_java_agent(o))
         .cloned()
         .collect();
@@ -509,6 +513,79 @@ pub fn java_tool_options(existing: Option<&str>, added: &[String]) -> String {
         .chain(added.iter().map(String::as_str))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The run-time options an archive may carry, exactly as classcache-build writes them: the ones
+/// that use the archive itself, and the diagnostic and sharing flags they need.
+pub const ARCHIVE_OPTIONS: [&str; 7] = [
+    "-XX:SharedArchiveFile={archive}",
+    "-XX:AOTCache={archive}",
+    "-XX:+UnlockDiagnosticVMOptions",
+    "-XX:ArchiveRelocationMode=0",
+    "-Xshare:auto",
+    "-XX:+AllowArchivingWithJavaAgent",
+    AGENT_MODULES_OPTION,
+];
+
+/// The boot class path append of a baked agent (`-Xbootclasspath/a:<agent jar>`).
+const BOOT_CLASS_PATH_APPEND: &str = "-Xbootclasspath/a:";
+
+/// An option an archive's config carries that no archive needs: it would reach production
+/// `JAVA_TOOL_OPTIONS` with no one having reviewed it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("the archive's run-time option {option:?} is refused: it {why}. An archive may carry only archive options ({}, and -Xbootclasspath/a:<its baked agent's jar>); the workload's own options belong in its pod template: rebuild the archive with classcache-build", ARCHIVE_OPTIONS.join(" "))]
+pub struct RefusedOption {
+    pub option: String,
+    pub why: &'static str,
+}
+
+/// Checks an archive config's run-time options against [`ARCHIVE_OPTIONS`]; `baked_agent` is
+/// the jar of the config's baked agent, the one path a boot class path append may name.
+pub fn check_archive_options(
+    options: &[String],
+    baked_agent: Option<&str>,
+) -> Result<(), RefusedOption> {
+    for option in options {
+        if ARCHIVE_OPTIONS.contains(&option.as_str()) {
+            continue;
+        }
+        let appended = option.strip_prefix(BOOT_CLASS_PATH_APPEND);
+        if appended.is_some() && appended == baked_agent && is_plain_jar_path(appended) {
+            continue;
+        }
+        return Err(RefusedOption {
+            option: option.clone(),
+            why: refusal_reason(option, appended.is_some()),
+        });
+    }
+    Ok(())
+}
+
+/// One absolute path with nothing the JVM would split into more (`:` separates class path
+/// entries, white space separates `JAVA_TOOL_OPTIONS`).
+fn is_plain_jar_path(path: Option<&str>) -> bool {
+    path.is_some_and(|p| {
+        p.starts_with('/') && !p.contains(|c: char| c == ':' || c.is_whitespace() || c == '=')
+    })
+}
+
+fn refusal_reason(option: &str, boot_class_path: bool) -> &'static str {
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| option.starts_with(p));
+    if starts(&["-javaagent:", "-agentlib:", "-agentpath:", "-Xrun"]) {
+        "loads an agent (code) into the JVM; the workload attaches its own agents"
+    } else if boot_class_path {
+        "puts a jar other than the archive's baked agent on the boot class path"
+    } else if starts(&["-XX:SharedArchiveFile=", "-XX:AOTCache="]) {
+        "points the JVM at a file other than the archive itself ({archive})"
+    } else if starts(&["-XX:OnError", "-XX:OnOutOfMemoryError"]) {
+        "runs a command"
+    } else if starts(&["-D"]) {
+        "sets a system property"
+    } else if option.contains(char::is_whitespace) {
+        "holds white space, which JAVA_TOOL_OPTIONS splits into more options"
+    } else {
+        "is not an archive option"
+    }
 }
 
 /// Where a class came from, per one line of the `-Xlog:class+load=info` log.
@@ -678,9 +755,9 @@ mod tests {
             ["-XX:+UseG1GC", "-XX:ArchiveClassesAtExit=/w/app.jsa"]
         );
         assert_eq!(
-            plan.runtime_options[..2],
-            ["-XX:+UseG1GC", "-XX:SharedArchiveFile={archive}"],
-            "the workload runs its own agent: run-time options never add one"
+            plan.runtime_options[..1],
+            ["-XX:SharedArchiveFile={archive}"],
+            "the workload runs its own agent and keeps its own options: run-time options add neither"
         );
         assert!(
             plan.app_options
@@ -733,6 +810,97 @@ mod tests {
         let plan = training_plan(ArchiveKind::StaticAppcds, 11, "/w", None, &[]);
         assert_eq!(plan.runtime_options, ["-XX:SharedArchiveFile={archive}"]);
         assert!(plan.steps[1].options.contains(&"-Xshare:dump".to_string()));
+    }
+
+    /// Every option set core composes, for every kind, release and agent mode, passes the
+    /// allow-list (with the plan's agent as the config records it).
+    #[test]
+    fn every_composed_runtime_option_set_is_allowed() {
+        let mut checked = 0;
+        for kind in [
+            ArchiveKind::AotCache,
+            ArchiveKind::DynamicCds,
+            ArchiveKind::StaticAppcds,
+        ] {
+            for version in [11, 13, 14, 17, 21, 24, 25, 26] {
+                if check_kind(kind, version, true).is_err() {
+                    continue;
+                }
+                for mode in [None, Some(AgentMode::Attached), Some(AgentMode::Baked)] {
+                    let agent = mode.map(|mode| AgentSetup {
+                        path: "/opt/classcache/agent/otel.jar".into(),
+                        mode,
+                    });
+                    let app = ["-XX:+UseG1GC".to_string(), "-Xmx512m".to_string()];
+                    let plan = training_plan(kind, version, "/w", agent.as_ref(), &app);
+                    let baked = agent
+                        .as_ref()
+                        .filter(|a| a.mode == AgentMode::Baked)
+                        .map(|a| a.path.as_str());
+                    check_archive_options(&plan.runtime_options, baked)
+                        .unwrap_or_else(|e| panic!("{kind} on {version}, agent {mode:?}: {e}"));
+                    assert!(
+                        !plan.runtime_options.iter().any(|o| app.contains(o)),
+                        "the workload's own options stay in its template: {:?}",
+                        plan.runtime_options
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 30, "{checked}");
+    }
+
+    #[test]
+    fn options_outside_the_archive_are_refused_with_the_reason() {
+        let refused = |option: &str, baked: Option<&str>| {
+            check_archive_options(
+                &["-XX:SharedArchiveFile={archive}".into(), option.into()],
+                baked,
+            )
+            .unwrap_err()
+        };
+        for (option, why) in [
+            ("-javaagent:/tmp/evil.jar", "loads an agent"),
+            ("-agentpath:/tmp/evil.so", "loads an agent"),
+            ("-agentlib:jdwp=transport=dt_socket", "loads an agent"),
+            ("-XX:OnError=curl evil", "runs a command"),
+            ("-XX:OnOutOfMemoryError=sh", "runs a command"),
+            ("-Djava.security.manager=allow", "sets a system property"),
+            (
+                "-XX:SharedArchiveFile=/tmp/other.jsa",
+                "other than the archive",
+            ),
+            ("-XX:AOTCache={archive}:/tmp/x", "other than the archive"),
+            ("-Xshare:auto -javaagent:/x.jar", "white space"),
+            ("-Xbootclasspath/a:/tmp/evil.jar", "boot class path"),
+            ("-XX:+UseG1GC", "not an archive option"),
+            ("-Xshare:off", "not an archive option"),
+            ("-XX:ArchiveRelocationMode=1 ", "white space"),
+        ] {
+            let e = refused(option, None);
+            assert_eq!(e.option, option);
+            assert!(e.to_string().contains(why), "{option}: {e}");
+            assert!(e.to_string().contains("pod template"), "{e}");
+        }
+        // A boot class path append only of the baked agent's own jar, one plain path.
+        let baked = Some("/opt/agent.jar");
+        assert!(check_archive_options(&["-Xbootclasspath/a:/opt/agent.jar".into()], baked).is_ok());
+        for sneaky in [
+            "-Xbootclasspath/a:/opt/agent.jar:/tmp/evil.jar",
+            "-Xbootclasspath/a:/tmp/evil.jar",
+            "-Xbootclasspath/p:/opt/agent.jar",
+            "-Xbootclasspath:/opt/agent.jar",
+        ] {
+            assert!(refused(sneaky, baked).option == sneaky);
+        }
+        let colon = Some("/opt/a.jar:/tmp/evil.jar");
+        assert!(check_archive_options(
+            &["-Xbootclasspath/a:/opt/a.jar:/tmp/evil.jar".into()],
+            colon
+        )
+        .is_err());
+        assert!(check_archive_options(&[], None).is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! It defines the key, formats and edits once; it must not do I/O of any kind (files, network,
 //! processes): that is `classcache-oci`'s and the programs' job.
 
+pub mod allowed_registry;
 pub mod artifact;
 pub mod digest;
 pub mod fetcher;

@@ -8,6 +8,13 @@ pub const ARCHIVE_CONFIG: &str = "application/vnd.classcache.archive.config.v1+j
 /// Media type of the one layer: a tar with the archive file, gzip-compressed.
 pub const ARCHIVE_LAYER: &str = "application/vnd.classcache.archive.layer.v1.tar+gzip";
 
+/// Media type of a cosign signature layer: the simple-signing payload, its signature in the
+/// layer's `dev.cosignproject.cosign/signature` annotation.
+pub const COSIGN_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// `artifactType` of a cosign signature stored as a referrer (what `cosign verify
+/// --experimental-oci11` lists the referrers by).
+pub const COSIGN_SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";

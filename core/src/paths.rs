@@ -5,7 +5,9 @@
 pub const POD_ARCHIVE_DIR: &str = "/classcache";
 /// Default hostPath of the fetcher's store on a node.
 pub const NODE_STORE_DIR: &str = "/var/lib/classcache";
-/// Sub-directory of the store that pods mount read-only: only complete, verified archives.
+/// Sub-directory of the store holding one directory per published archive
+/// ([`published_dir_name`]), each mounted read-only by the pods that pin it: only complete,
+/// verified archives.
 pub const PUBLISHED_SUBDIR: &str = "published";
 
 /// Directories a node store must not be, nor lie under: the fetcher would publish into, and
@@ -73,23 +75,34 @@ pub fn check_store_dir(dir: &str) -> Result<&str, StoreDirError> {
     Ok(trimmed)
 }
 
-/// File name of a published archive, named after the digest pinned in the pod template
-/// (an archive manifest or an index of per-platform archives), so the path in
-/// `JAVA_TOOL_OPTIONS` is the same on every node whatever its platform.
-pub fn published_file_name(pinned_digest: &str) -> String {
+/// Name of an archive's own directory, in the node store's `published` directory and inside
+/// the pod: the digest pinned in the pod template (an archive manifest or an index of
+/// per-platform archives), so the path in `JAVA_TOOL_OPTIONS` is the same on every node whatever
+/// its platform. A pod mounts only the directories of the archives it pins.
+pub fn published_dir_name(pinned_digest: &str) -> String {
     pinned_digest.replace(':', "-")
 }
 
-/// The archive's path as the JVM in the pod sees it.
-pub fn pod_archive_path(pinned_digest: &str) -> String {
-    format!("{POD_ARCHIVE_DIR}/{}", published_file_name(pinned_digest))
+/// An archive's own directory on a node (`<store>/published/sha256-<hex>`): what a pod's
+/// hostPath volume names, so the pod sees that archive and no other.
+pub fn node_archive_dir(store_dir: &str, pinned_digest: &str) -> String {
+    format!(
+        "{}/{PUBLISHED_SUBDIR}/{}",
+        store_dir.trim_end_matches('/'),
+        published_dir_name(pinned_digest)
+    )
 }
 
-/// The archive's path as the JVM sees it when an image volume delivers it: the volume is mounted
-/// as a directory at [`pod_archive_path`] (containerd mounts only directory sub-paths of an image
-/// volume, not one file), holding the archive under its own file name.
-pub fn pod_image_volume_archive_path(pinned_digest: &str, archive_file: &str) -> String {
-    format!("{}/{archive_file}", pod_archive_path(pinned_digest))
+/// The directory a pod sees one archive in (one mount per archive in hostpath and image-volume
+/// modes: containerd mounts only directory sub-paths of an image volume, not one file).
+pub fn pod_archive_dir(pinned_digest: &str) -> String {
+    format!("{POD_ARCHIVE_DIR}/{}", published_dir_name(pinned_digest))
+}
+
+/// The archive's path as the JVM in the pod sees it, in every delivery mode: its directory
+/// holding the archive under its own file name (`config.archive.name`).
+pub fn pod_archive_path(pinned_digest: &str, archive_file: &str) -> String {
+    format!("{}/{archive_file}", pod_archive_dir(pinned_digest))
 }
 
 #[cfg(test)]
@@ -125,6 +138,14 @@ mod tests {
 
     #[test]
     fn path_is_named_after_the_pinned_digest() {
-        assert_eq!(pod_archive_path("sha256:ab12"), "/classcache/sha256-ab12");
+        assert_eq!(pod_archive_dir("sha256:ab12"), "/classcache/sha256-ab12");
+        assert_eq!(
+            node_archive_dir("/var/lib/classcache/", "sha256:ab12"),
+            "/var/lib/classcache/published/sha256-ab12"
+        );
+        assert_eq!(
+            pod_archive_path("sha256:ab12", "app.jsa"),
+            "/classcache/sha256-ab12/app.jsa"
+        );
     }
 }

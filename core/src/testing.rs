@@ -88,3 +88,19 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// A fixed ECDSA P-256 private key (PKCS#8 PEM), so signature tests need neither RNG nor openssl.
+pub const SIGNING_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQggyTXfWFCdLCby0CM
+a777xSMJDdghE751NbaRdxgS9n+hRANCAATIPu4v54K7kR/VIWBqxzObjr8pgSWW
+IieJ1xivbdIuFgucD9Q3gYPfWNNKGWJ7jskWZFaXsd5jU44n+JDjCWfJ
+-----END PRIVATE KEY-----
+";
+
+/// A second fixed P-256 private key, in SEC 1 PEM: the "other signer" of signature tests.
+pub const OTHER_SIGNING_KEY_PEM: &str = "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIBTnugTCjkv8Ao01ROxpR3RLLSG/R+Ovqr+AdHmyv16NoAoGCCqGSM49
+AwEHoUQDQgAERj9R0RO1GJx07qq0aVN05XYlgJBLPnl1AQuKaBkcv5JfgeXyh9Hq
+fu3qzAh9Knhmr8T5bWZYpfquuLNGW84/aA==
+-----END EC PRIVATE KEY-----
+";

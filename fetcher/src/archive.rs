@@ -2,6 +2,7 @@
 //! It must not trust any byte it did not check against a digest.
 
 use crate::follow::{BlockingReader, Cursor};
+use crate::locks::LockExt;
 use crate::metrics::ErrorKind;
 use crate::node::{Availability, BlobRef, Node, PullError};
 use crate::sources::OriginError;
@@ -11,7 +12,10 @@ use classcache_core::artifact::{check_blob, ArtifactError, Platform};
 use classcache_core::digest::Digest;
 use classcache_core::oci::Descriptor;
 use classcache_core::reference::RegistryRef;
-use classcache_oci::content::{fetch_archive, BlobStream, ContentRef, ContentSource, RawManifest};
+use classcache_oci::content::{
+    archive_manifests, fetch_archive, BlobStream, ContentRef, ContentSource, RawManifest,
+    MAX_MANIFEST_BYTES,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,9 +50,31 @@ pub enum ArchiveError {
     Store(#[from] StoreError),
     #[error("{0}: the node's content walk streams no layers")]
     NoStreaming(String),
+    #[error(transparent)]
+    RegistryNotAllowed(#[from] classcache_core::allowed_registry::RegistryNotAllowed),
+    #[error("{reference}: nothing published: {source}")]
+    RefusedOptions {
+        reference: String,
+        #[source]
+        source: classcache_core::jvm::RefusedOption,
+    },
+    #[error(transparent)]
+    Unsigned(#[from] crate::signature::SignatureError),
+    #[error("{layer} is not the layer of any platform's manifest of {reference}; a peer asks only for the layer of the archive it names")]
+    NotItsLayer { reference: String, layer: Digest },
 }
 
 impl ArchiveError {
+    /// Whether the caller asked for something this fetcher refuses to fetch (403), as opposed
+    /// to something that failed.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::RegistryNotAllowed(_)
+                | ArchiveError::Unsigned(crate::signature::SignatureError::Unsigned { .. })
+        )
+    }
+
     pub fn metric_kind(&self) -> ErrorKind {
         match self {
             ArchiveError::Store(e) => e.metric_kind(),
@@ -56,6 +82,9 @@ impl ArchiveError {
                 ErrorKind::Registry
             }
             ArchiveError::Layer { .. } => ErrorKind::Exhausted,
+            ArchiveError::RegistryNotAllowed(_) => ErrorKind::RegistryNotAllowed,
+            ArchiveError::RefusedOptions { .. } => ErrorKind::RefusedOptions,
+            ArchiveError::Unsigned(e) => e.metric_kind(),
             _ => ErrorKind::NotAnArchive,
         }
     }
@@ -74,6 +103,8 @@ pub struct Archives {
     platform: Platform,
     /// One resolution per pinned digest at a time; the second caller then finds it published.
     locks: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
+    /// `--require-signature`: set once at start, checked before anything of an archive is fetched.
+    pub signatures: std::sync::OnceLock<crate::signature::SignaturePolicy>,
 }
 
 impl Archives {
@@ -82,6 +113,7 @@ impl Archives {
             node,
             platform,
             locks: Mutex::new(HashMap::new()),
+            signatures: std::sync::OnceLock::new(),
         })
     }
 
@@ -119,25 +151,29 @@ impl Archives {
             .digest
             .clone()
             .ok_or_else(|| ArchiveError::NotPinned(whole.clone()))?;
+        self.node.origin.check_allowed(reference)?;
+        // Before the store too: an archive published before the policy is not served unsigned.
+        if let Some(policy) = self.signatures.get() {
+            policy.check(&reference.repository_only(), &pinned).await?;
+        }
         let store = &self.node.store;
         if let Some(record) = self.published(&pinned).await {
             return Ok(Published {
-                path: store.published_path(&pinned),
+                path: store.published_path(&pinned, &record.archive.name),
                 record,
                 hit: true,
             });
         }
         let lock = self
             .locks
-            .lock()
-            .unwrap()
+            .locked()
             .entry(pinned.clone())
             .or_default()
             .clone();
         let _one_at_a_time = lock.lock().await;
         if let Some(record) = self.published(&pinned).await {
             return Ok(Published {
-                path: store.published_path(&pinned),
+                path: store.published_path(&pinned, &record.archive.name),
                 record,
                 hit: false,
             });
@@ -153,10 +189,19 @@ impl Archives {
             Some(&self.platform),
         )
         .await?;
+        // The options reach production JAVA_TOOL_OPTIONS: refused before any layer byte.
+        fetched
+            .config
+            .check_runtime_options()
+            .map_err(|source| ArchiveError::RefusedOptions {
+                reference: whole.clone(),
+                source,
+            })?;
         // The layer's size comes from the verified manifest, never from a caller.
         let layer = fetched.layer();
         let layer_digest = layer.digest.clone();
         let blob = BlobRef {
+            archive: repo.with_digest(&pinned),
             repo: repo.clone(),
             digest: layer_digest.clone(),
             size: layer.size,
@@ -196,6 +241,46 @@ impl Archives {
         })
     }
 
+    /// The layer `layer` of the archive `archive` pins, as this node downloads it for a peer:
+    /// repository and size come from the archive's verified manifests (any platform's, since
+    /// the asker may run another one), never from the asker.
+    pub async fn layer_of(
+        &self,
+        archive: &RegistryRef,
+        layer: &Digest,
+    ) -> Result<BlobRef, ArchiveError> {
+        let whole = archive.to_string();
+        let pinned = archive
+            .digest
+            .clone()
+            .ok_or_else(|| ArchiveError::NotPinned(whole.clone()))?;
+        if let Err(e) = self.node.origin.check_allowed(archive) {
+            self.node.metrics.error(ErrorKind::RegistryNotAllowed);
+            return Err(e.into());
+        }
+        let repo = archive.repository_only();
+        let content = NodeContent {
+            archives: self,
+            repo: &repo,
+        };
+        let (_, manifests) =
+            archive_manifests(&content, &ContentRef::Digest(pinned.clone())).await?;
+        let found = manifests
+            .iter()
+            .map(|m| m.layer())
+            .find(|l| l.digest == *layer)
+            .ok_or_else(|| ArchiveError::NotItsLayer {
+                reference: whole,
+                layer: layer.clone(),
+            })?;
+        Ok(BlobRef {
+            archive: repo.with_digest(&pinned),
+            repo,
+            digest: found.digest.clone(),
+            size: found.size,
+        })
+    }
+
     /// The record of the archive `pinned` names, if published here (read on the blocking pool).
     async fn published(&self, pinned: &Digest) -> Option<PublishedRecord> {
         let pinned = pinned.clone();
@@ -215,8 +300,26 @@ impl Archives {
             return None;
         };
         let store = self.node.store.clone();
-        let cursor =
-            Cursor::over_transfer(&store, &blob.digest, transfer.subscribe(), 0, blob.size);
+        // The unpacker alone does not keep the download alive: the requests waiting on it do.
+        let mut cursor = Cursor::over_transfer(
+            &store,
+            &blob.digest,
+            transfer.subscribe_detached(),
+            0,
+            blob.size,
+        );
+        // The unpack reserves room for the archive file: only once the download has its own
+        // room (its first bytes are in), so that the optional early unpack never takes the room
+        // the layer itself needs. This request waits on the download meanwhile.
+        let first_bytes = {
+            let _waiting = transfer.subscribe();
+            cursor.wait_readable().await
+        };
+        if first_bytes.is_err() {
+            drop(cursor);
+            transfer.undetach();
+            return None;
+        }
         let reader = BlockingReader {
             cursor,
             rt: tokio::runtime::Handle::current(),
@@ -226,7 +329,9 @@ impl Archives {
         std::thread::Builder::new()
             .name("unpack".into())
             .spawn(move || {
-                let _ = done.send(store.unpack_from(reader, &layer, &record));
+                let unpacked = store.unpack_from(reader, &layer, &record);
+                transfer.undetach();
+                let _ = done.send(unpacked);
             })
             .ok()?;
         Some(result)
@@ -242,7 +347,10 @@ impl Archives {
     ) -> Result<Bytes, ArchiveError> {
         let store = &self.node.store;
         let d = digest.clone();
-        if let Some(bytes) = store.run(move |s| s.read_blob(&d)).await {
+        if let Some(bytes) = store
+            .run(move |s| s.read_small_blob(&d, MAX_MANIFEST_BYTES as u64))
+            .await?
+        {
             return Ok(bytes.into());
         }
         let what = if blob.is_some() {
@@ -355,8 +463,16 @@ mod tests {
             .count()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_index_digest_publishes_the_archive_of_the_nodes_platform() {
+    /// A linux/arm64 node over an index of an amd64 and an arm64 archive: the node, the
+    /// archives' blobs, the index digest and the arm64 archive's bytes.
+    fn arm64_node_and_two_platforms(
+        dir: &std::path::Path,
+    ) -> (
+        Arc<Archives>,
+        Vec<classcache_core::artifact::ArchiveBlobs>,
+        Digest,
+        Vec<u8>,
+    ) {
         let mut source = MemorySource::new(testing::REPO);
         let amd = classcache_core::testing::noise(150_000, 1);
         let arm = classcache_core::testing::noise(170_000, 2);
@@ -364,9 +480,15 @@ mod tests {
             &mut source,
             &[("linux/amd64", &amd), ("linux/arm64/v8", &arm)],
         );
-        let dir = tempfile::tempdir().unwrap();
-        let node = testing::node(dir.path(), "solo", TestSource::new(source), vec![]);
+        let node = testing::node(dir, "solo", TestSource::new(source), vec![]);
         let archives = Archives::new(node, "linux/arm64".parse().unwrap());
+        (archives, blobs, index, arm)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_index_digest_publishes_the_archive_of_the_nodes_platform() {
+        let dir = tempfile::tempdir().unwrap();
+        let (archives, blobs, index, arm) = arm64_node_and_two_platforms(dir.path());
         let published = archives.ensure(&testing::pinned(&index)).await.unwrap();
         assert!(!published.hit);
         assert_eq!(std::fs::read(&published.path).unwrap(), arm);
@@ -375,11 +497,31 @@ mod tests {
             published.record.layer_digest,
             blobs[1].layer_descriptor.digest.to_string()
         );
-        assert!(published
-            .path
-            .ends_with(classcache_core::paths::published_file_name(index.as_str())));
+        assert!(published.path.ends_with(format!(
+            "{}/{}",
+            classcache_core::paths::published_dir_name(index.as_str()),
+            published.record.archive.name
+        )));
         let again = archives.ensure(&testing::pinned(&index)).await.unwrap();
         assert!(again.hit);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_gets_any_platforms_layer_with_its_size_from_the_verified_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (archives, blobs, index, _) = arm64_node_and_two_platforms(dir.path());
+        let amd_layer = &blobs[0].layer_descriptor;
+        let blob = archives
+            .layer_of(&testing::pinned(&index), &amd_layer.digest)
+            .await
+            .unwrap();
+        assert_eq!(blob.size, amd_layer.size, "another platform's layer");
+        assert_eq!(blob.archive, testing::pinned(&index));
+        let e = archives
+            .layer_of(&testing::pinned(&index), &Digest::of(b"not a layer"))
+            .await
+            .expect_err("a digest the archive does not list is refused");
+        assert!(matches!(e, ArchiveError::NotItsLayer { .. }), "{e}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,8 +43,9 @@ pub struct ServeArgs {
     /// This node's name: what peers rank (set it from the downward API's spec.nodeName).
     #[arg(long, env = "NODE_NAME")]
     pub node_id: String,
-    /// Static peer list NODE=http://HOST:PORT,… (tests, clusters without API access);
-    /// without it, peers come from the peers Service's EndpointSlices.
+    /// Static peer list NODE=http://IP:PORT,… (tests, clusters without API access); only these
+    /// addresses may then fetch blobs. Without it, peers come from the peers Service's
+    /// EndpointSlices and this node's pods from a pod watch.
     #[arg(long, env = "CLASSCACHE_PEERS")]
     pub peers: Option<String>,
     /// Namespace of the peers Service (EndpointSlice discovery).
@@ -67,6 +68,14 @@ pub struct ServeArgs {
     /// Concurrent uploads to peers; more get 503 and go to another node.
     #[arg(long, default_value_t = 4)]
     pub upload_cap: usize,
+    /// Blob downloads running at once; more wait for a slot, and peers asking for yet another
+    /// get 503 and go elsewhere. Each counts its whole size against --max-size while it runs.
+    #[arg(long, default_value_t = 8)]
+    pub max_downloads: usize,
+    /// Longest silence from a registry (waiting for an answer or for body bytes) before the
+    /// call fails: a registry that accepts and never answers must not stall archive requests.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub registry_read_timeout: Duration,
     /// No byte from a source for this long: check it and move to another.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub stall_timeout: Duration,
@@ -80,6 +89,26 @@ pub struct ServeArgs {
     /// Platform to pick from archive indexes, os/arch[/variant] (default: this machine's).
     #[arg(long)]
     pub platform: Option<Platform>,
+    /// Callers in these networks (an address or a CIDR; repeatable) may request any archive: for
+    /// nodes without a Kubernetes API server, and tests. In a cluster leave it out: the watch of
+    /// this node's pods lets each pod have exactly the archives its own template pins.
+    #[arg(long = "allow-pods-from", value_parser = crate::callers::parse_network)]
+    pub allow_pods_from: Vec<ipnet::IpNet>,
+    /// How long an archive request from an address the pod watch does not show yet waits for
+    /// it (a new pod's IP reaches the API server while its init container already runs).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub pod_wait: Duration,
+    /// A registry this fetcher may pull from, HOST[:PORT][/repo-prefix]; repeat for several.
+    /// Requests for any other registry get 403 and no connection is made. None given: every
+    /// registry request is refused (`kubectl classcache install --allowed-registry` sets it).
+    #[arg(
+        long = "allowed-registry",
+        env = classcache_core::allowed_registry::ALLOWED_REGISTRIES_ENV,
+        value_delimiter = ','
+    )]
+    pub allowed_registries: Vec<classcache_core::allowed_registry::AllowedRegistry>,
+    #[command(flatten)]
+    pub signatures: classcache_core::fetcher::args::SignatureArgs,
     /// Test only: corrupt every chunk uploaded to peers.
     #[arg(long, hide = true)]
     pub corrupt_uploads: bool,

@@ -354,7 +354,7 @@ impl Node {
             .transport
             .status(peer, &blob.digest, None, STATUS_TIMEOUT)
             .await;
-        matches!(status, Some(s) if s.running && s.written <= have + STALL_SLACK)
+        matches!(status, Some(s) if s.running && s.written <= have.saturating_add(STALL_SLACK))
     }
 }
 

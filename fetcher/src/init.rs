@@ -1,10 +1,11 @@
 //! Init-container mode: ask the node's fetcher for each pinned archive, then wait for it in the mounted store (hostpath) or copy it, verified (copy).
 //! It must not leave a partial file under an archive's final name.
 
+use classcache_core::artifact::check_archive_name;
 use classcache_core::digest::Digest;
 use classcache_core::fetcher::args::InitArgs;
 use classcache_core::fetcher::http::{self as api, ArchiveAnswer};
-use classcache_core::paths::published_file_name;
+use classcache_core::paths::published_dir_name;
 use classcache_core::podtemplate::cluster::DeliveryMode;
 use classcache_core::reference::RegistryRef;
 use classcache_oci::verified::{Expected, VerifiedFile, WriteError};
@@ -54,10 +55,22 @@ async fn run_all(job: &InitArgs) -> Result<Vec<PathBuf>, InitError> {
             .map(ToString::to_string)
             .ok_or_else(|| InitError::NotPinned(archive.clone()))?;
         let answer = request(&http, job, &digest, archive).await?;
-        let dest = Path::new(&job.dir).join(published_file_name(&digest));
+        // Joined to a path below: one plain file name only.
+        check_archive_name(&answer.file_name).map_err(|e| InitError::Fetcher {
+            url: job.fetcher_url.clone(),
+            message: format!("answered for {archive}: {e}"),
+        })?;
+        let archive_dir = Path::new(&job.dir).join(published_dir_name(&digest));
+        let dest = archive_dir.join(&answer.file_name);
         match job.mode {
             DeliveryMode::HostPath => wait_visible(&dest, answer.size).await?,
-            DeliveryMode::Copy => copy(&http, job, &digest, &answer, &dest).await?,
+            DeliveryMode::Copy => {
+                std::fs::create_dir_all(&archive_dir).map_err(|e| InitError::Volume {
+                    path: archive_dir.clone(),
+                    message: format!("{e}; --dir must be a writable emptyDir in copy mode"),
+                })?;
+                copy(&http, job, &digest, &answer, &dest).await?
+            }
             // Refused when the arguments are parsed; an image volume needs no init container.
             DeliveryMode::ImageVolume => {
                 return Err(InitError::Volume {
@@ -126,7 +139,7 @@ async fn wait_visible(dest: &Path, size: u64) -> Result<(), InitError> {
                 return Err(InitError::Volume {
                     path: dest.to_path_buf(),
                     message: format!(
-                        "has {} bytes, the fetcher published {size}; is --dir the node store's published directory?",
+                        "has {} bytes, the fetcher published {size}; is the archive's directory in the node store mounted there?",
                         m.len()
                     ),
                 })
@@ -135,7 +148,7 @@ async fn wait_visible(dest: &Path, size: u64) -> Result<(), InitError> {
                 return Err(InitError::Volume {
                     path: dest.to_path_buf(),
                     message: format!(
-                        "not visible although the fetcher published it ({e}); mount the node store's published directory at --dir"
+                        "not visible although the fetcher published it ({e}); mount the archive's own directory of the node store (<store>/published/<its directory>) read-only at its parent"
                     ),
                 })
             }

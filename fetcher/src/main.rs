@@ -3,8 +3,10 @@
 
 use anyhow::Context;
 use clap::Parser;
+use classcache_core::allowed_registry::AllowedRegistries;
 use classcache_core::artifact::Platform;
 use classcache_fetcher::archive::Archives;
+use classcache_fetcher::callers::Callers;
 use classcache_fetcher::cli::{Cli, Command, ServeArgs};
 use classcache_fetcher::init;
 use classcache_fetcher::metrics::Metrics;
@@ -12,9 +14,10 @@ use classcache_fetcher::node::{Node, PullConfig};
 use classcache_fetcher::peer_client::HttpPeers;
 use classcache_fetcher::peers::{parse_static, PeerSet};
 use classcache_fetcher::serve::{router, ServeState};
-use classcache_fetcher::sources::ContentOrigin;
+use classcache_fetcher::sources::{AllowedOrigin, ContentOrigin};
 use classcache_fetcher::store::Store;
 use classcache_oci::registry::{RegistryClient, RegistryOptions};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 fn main() -> anyhow::Result<()> {
@@ -67,36 +70,80 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let peers = Arc::new(PeerSet::new(&args.node_id, static_peers));
+    // Without a pod watch no caller can become known by waiting.
+    let pod_wait = if args.peers.is_none() {
+        args.pod_wait
+    } else {
+        std::time::Duration::ZERO
+    };
+    let callers = Callers::new(
+        peers.clone(),
+        args.allow_pods_from.clone(),
+        pod_wait,
+        metrics.clone(),
+    );
     if args.peers.is_none() {
         let client = kube::Client::try_default()
             .await
             .context("no --peers given and no Kubernetes API access for EndpointSlice discovery; pass --peers NODE=URL,… or run in a cluster")?;
         let peers = peers.clone();
         let (namespace, service) = (args.namespace.clone(), args.peers_service.clone());
+        let slices = client.clone();
         tokio::spawn(async move {
             classcache_fetcher::discovery::watch_endpoint_slices(
-                client, &namespace, &service, peers,
+                slices, &namespace, &service, peers,
             )
             .await
+        });
+        let pinned = callers.clone();
+        store.keep_pinned_by_pods(move || {
+            pinned
+                .pinned_on_node()
+                .into_iter()
+                .filter_map(|r| r.digest)
+                .collect()
+        });
+        let (node, callers) = (args.node_id.clone(), callers.clone());
+        tokio::spawn(async move {
+            classcache_fetcher::pod_watch::watch_node_pods(client, &node, callers).await
         });
     }
     let registry = RegistryClient::new(RegistryOptions {
         insecure_registries: args.insecure_registries.clone(),
+        read_timeout: Some(args.registry_read_timeout),
         ..Default::default()
     })
     .context("setting up the registry client (credentials from $DOCKER_CONFIG/config.json)")?;
-    let origin = Arc::new(ContentOrigin::new(move |repo: &_| registry.source(repo)));
+    if args.allowed_registries.is_empty() {
+        tracing::warn!("no --allowed-registry: every registry request will be refused (kubectl classcache install --allowed-registry HOST[:PORT][/repo-prefix])");
+    }
+    let signature_registry = registry.clone();
+    let origin = Arc::new(AllowedOrigin::new(
+        AllowedRegistries(args.allowed_registries.clone()),
+        ContentOrigin::new(move |repo: &_| registry.source(repo)),
+    ));
     let transport = Arc::new(HttpPeers::new(&args.node_id));
     let config = PullConfig {
         fanout: args.fanout.max(1),
         stall_timeout: args.stall_timeout,
         max_hops: 32,
+        max_downloads: args.max_downloads,
     };
     let node = Node::new(config, store, peers, origin, transport, metrics);
     let platform = args.platform.clone().unwrap_or_else(Platform::current);
     let archives = Archives::new(node, platform);
+    if args.signatures.require_signature {
+        let keys = &args.signatures.signature_keys;
+        let policy = classcache_fetcher::signature::SignaturePolicy::from_key_files(
+            keys,
+            signature_registry,
+        )?;
+        tracing::info!(?keys, "publishing only signed archives");
+        let _ = archives.signatures.set(policy);
+    }
     let state = ServeState {
         archives,
+        callers,
         uploads: Arc::new(tokio::sync::Semaphore::new(args.upload_cap.max(1))),
         corrupt_uploads: args.corrupt_uploads,
     };
@@ -112,8 +159,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => {}
         }
     };
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server")
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("HTTP server")
 }

@@ -49,15 +49,24 @@ pub enum ErrorKind {
     DiskFull,
     Store,
     Exhausted,
+    /// A request for a registry outside `--allowed-registry`.
+    RegistryNotAllowed,
+    /// An archive whose config carries options no archive needs.
+    RefusedOptions,
+    /// An archive without a valid signature under `--require-signature`.
+    Unsigned,
 }
 
 impl ErrorKind {
-    const ALL: [ErrorKind; 5] = [
+    const ALL: [ErrorKind; 8] = [
         Self::Registry,
         Self::NotAnArchive,
         Self::DiskFull,
         Self::Store,
         Self::Exhausted,
+        Self::RegistryNotAllowed,
+        Self::RefusedOptions,
+        Self::Unsigned,
     ];
     fn label(self) -> &'static str {
         match self {
@@ -66,6 +75,28 @@ impl ErrorKind {
             Self::DiskFull => "disk_full",
             Self::Store => "store",
             Self::Exhausted => "no_source_left",
+            Self::RegistryNotAllowed => "registry_not_allowed",
+            Self::RefusedOptions => "refused_options",
+            Self::Unsigned => "unsigned",
+        }
+    }
+}
+
+/// Why a caller got 403; one counter each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    NotAPeer,
+    NotOnThisNode,
+    NotPinned,
+}
+
+impl Denial {
+    const ALL: [Denial; 3] = [Self::NotAPeer, Self::NotOnThisNode, Self::NotPinned];
+    fn label(self) -> &'static str {
+        match self {
+            Self::NotAPeer => "not_a_peer",
+            Self::NotOnThisNode => "not_on_this_node",
+            Self::NotPinned => "not_pinned",
         }
     }
 }
@@ -83,6 +114,7 @@ pub struct Metrics {
     pub store_bytes: AtomicU64,
     peer_failures: [AtomicU64; PeerFailure::ALL.len()],
     errors: [AtomicU64; ErrorKind::ALL.len()],
+    denials: [AtomicU64; Denial::ALL.len()],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -103,6 +135,14 @@ impl Metrics {
 
     pub fn errors(&self, kind: ErrorKind) -> u64 {
         self.errors[kind as usize].load(Relaxed)
+    }
+
+    pub fn denied(&self, why: Denial) {
+        self.denials[why as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn denials(&self, why: Denial) -> u64 {
+        self.denials[why as usize].load(Relaxed)
     }
 
     /// Records how long one archive request took until it was published (hit or miss).
@@ -162,32 +202,27 @@ impl Metrics {
             self.hits.load(Relaxed),
             self.misses.load(Relaxed)
         );
-        let _ = writeln!(
-            out,
-            "# HELP classcache_fetcher_peer_failures_total Failed peer transfers, by reason.\n\
-             # TYPE classcache_fetcher_peer_failures_total counter"
+        labeled_counter(
+            &mut out,
+            "classcache_fetcher_peer_failures_total",
+            "Failed peer transfers, by reason.",
+            "reason",
+            PeerFailure::ALL.map(|why| (why.label(), self.peer_failures(why))),
         );
-        for why in PeerFailure::ALL {
-            let _ = writeln!(
-                out,
-                "classcache_fetcher_peer_failures_total{{reason=\"{}\"}} {}",
-                why.label(),
-                self.peer_failures(why)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP classcache_fetcher_errors_total Failed fetches and store operations, by kind.\n\
-             # TYPE classcache_fetcher_errors_total counter"
+        labeled_counter(
+            &mut out,
+            "classcache_fetcher_errors_total",
+            "Failed fetches and store operations, by kind.",
+            "kind",
+            ErrorKind::ALL.map(|kind| (kind.label(), self.errors(kind))),
         );
-        for kind in ErrorKind::ALL {
-            let _ = writeln!(
-                out,
-                "classcache_fetcher_errors_total{{kind=\"{}\"}} {}",
-                kind.label(),
-                self.errors(kind)
-            );
-        }
+        labeled_counter(
+            &mut out,
+            "classcache_fetcher_denied_total",
+            "Requests refused with 403, by reason.",
+            "reason",
+            Denial::ALL.map(|why| (why.label(), self.denials(why))),
+        );
         counter(
             &mut out,
             "classcache_fetcher_evictions_total",
@@ -224,6 +259,20 @@ impl Metrics {
     }
 }
 
+/// A counter family with one label: its HELP and TYPE lines, then one line per value.
+fn labeled_counter<const N: usize>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: [(&str, u64); N],
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, count) in values {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +283,7 @@ mod tests {
         m.bytes_from_registry.fetch_add(10, Relaxed);
         m.peer_failure(PeerFailure::DigestMismatch);
         m.observe_fetch(0.003);
+        m.denied(Denial::NotPinned);
         m.observe_fetch(2.0);
         let text = m.render();
         assert!(text.contains("classcache_fetcher_bytes_received_total{source=\"registry\"} 10"));
@@ -243,5 +293,6 @@ mod tests {
         assert!(text.contains("classcache_fetcher_fetch_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("classcache_fetcher_fetch_seconds_bucket{le=\"2.5\"} 2"));
         assert!(text.contains("classcache_fetcher_fetch_seconds_count 2"));
+        assert!(text.contains("classcache_fetcher_denied_total{reason=\"not_pinned\"} 1"));
     }
 }

@@ -2,6 +2,7 @@
 //! It must not publish anything: a blob reaches the store only through `Store::commit`.
 
 use crate::download::{DownloadError, PullStep};
+use crate::locks::LockExt;
 use crate::metrics::{ErrorKind, Metrics, PeerFailure};
 use crate::peers::{Peer, PeerSet};
 use crate::sources::{Origin, PeerTransport};
@@ -9,9 +10,11 @@ use crate::store::{Store, StoreError};
 use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::BlobStatus;
 use classcache_core::reference::RegistryRef;
+use futures_util::FutureExt;
 use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -22,6 +25,9 @@ const SUSPECT_FOR: Duration = Duration::from_secs(600);
 const MISMATCH_RESTARTS: u32 = 3;
 /// Full restarts because a parent discarded the bytes it had sent.
 const UPSTREAM_RESTARTS: u32 = 8;
+/// How often a download checks that someone still waits for it; two checks in a row with no
+/// one waiting cancel it.
+const ABANDON_CHECK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct PullConfig {
@@ -30,11 +36,16 @@ pub struct PullConfig {
     /// No byte for this long from a source: ask whether it is alive, else move on.
     pub stall_timeout: Duration,
     pub max_hops: u32,
+    /// Downloads running at once; more wait for a slot (peers asking for a new one get 503).
+    pub max_downloads: usize,
 }
 
 /// A blob and where the registry has it; `size` comes from a verified manifest.
 #[derive(Debug, Clone)]
 pub struct BlobRef {
+    /// The pinned archive whose verified manifest lists this blob as its layer (what peers
+    /// are told, so they can verify the size themselves).
+    pub archive: RegistryRef,
     pub repo: RegistryRef,
     pub digest: Digest,
     pub size: u64,
@@ -62,11 +73,43 @@ pub struct Transfer {
     pub digest: Digest,
     pub size: u64,
     pub(crate) progress: watch::Sender<Progress>,
+    /// Subscribers that follow the download without keeping it alive (the unpacker beside
+    /// it): with only those left, no one waits and the download is cancelled.
+    detached: AtomicUsize,
 }
 
 impl Transfer {
+    /// Progress for a waiter: the download goes on while some waiter holds it.
     pub fn subscribe(&self) -> watch::Receiver<Progress> {
         self.progress.subscribe()
+    }
+
+    /// Progress for a follower that does not keep the download alive; call
+    /// [`Transfer::undetach`] when it is dropped.
+    pub fn subscribe_detached(&self) -> watch::Receiver<Progress> {
+        self.detached.fetch_add(1, Relaxed);
+        self.progress.subscribe()
+    }
+
+    pub fn undetach(&self) {
+        self.detached.fetch_sub(1, Relaxed);
+    }
+
+    fn waited_for(&self) -> bool {
+        self.progress.receiver_count() > self.detached.load(Relaxed)
+    }
+
+    /// Resolves once no one has waited for the download for two checks in a row.
+    async fn abandoned(&self) {
+        let mut idle_checks = 0;
+        while idle_checks < 2 {
+            tokio::time::sleep(ABANDON_CHECK).await;
+            idle_checks = if self.waited_for() {
+                0
+            } else {
+                idle_checks + 1
+            };
+        }
     }
 }
 
@@ -87,13 +130,20 @@ pub enum PullError {
     },
     #[error("the download ended without a result")]
     Vanished,
+    #[error("blob {0}: cancelled, no one waits for it any more")]
+    Abandoned(Digest),
+    #[error("blob {0}: the download panicked (a bug; see the log); ask again")]
+    Panicked(Digest),
 }
 
 impl PullError {
     pub fn metric_kind(&self) -> ErrorKind {
         match self {
             PullError::Store(s) => s.metric_kind(),
-            PullError::Exhausted { .. } | PullError::Vanished => ErrorKind::Exhausted,
+            PullError::Exhausted { .. }
+            | PullError::Vanished
+            | PullError::Abandoned(_)
+            | PullError::Panicked(_) => ErrorKind::Exhausted,
         }
     }
 }
@@ -106,6 +156,8 @@ pub struct Node {
     pub transport: Arc<dyn PeerTransport>,
     pub metrics: Arc<Metrics>,
     transfers: Mutex<HashMap<Digest, Arc<Transfer>>>,
+    /// Slots of [`PullConfig::max_downloads`].
+    downloads: Arc<tokio::sync::Semaphore>,
     suspects: Mutex<HashMap<(Digest, String), Instant>>,
     pub(crate) next_attempt: AtomicU64,
     /// The attempt that completed each blob this process downloaded.
@@ -124,6 +176,7 @@ impl Node {
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            downloads: Arc::new(tokio::sync::Semaphore::new(config.max_downloads.max(1))),
             config,
             store,
             peers,
@@ -152,8 +205,7 @@ impl Node {
     /// the child's stream carried.
     pub async fn status(&self, digest: &Digest, asked_attempt: Option<u64>) -> BlobStatus {
         let mut status = self.status_now(digest).await;
-        status.discarded =
-            asked_attempt.is_some_and(|a| self.discarded.lock().unwrap().contains(&a));
+        status.discarded = asked_attempt.is_some_and(|a| self.discarded.locked().contains(&a));
         status
     }
 
@@ -163,17 +215,19 @@ impl Node {
                 complete: true,
                 running: false,
                 written: size,
-                attempt: self.completed_by.lock().unwrap().get(digest).copied(),
+                attempt: self.completed_by.locked().get(digest).copied(),
                 discarded: false,
             };
         }
-        let transfer = self.transfers.lock().unwrap().get(digest).cloned();
+        let transfer = self.transfers.locked().get(digest).cloned();
         match transfer {
             Some(t) => {
                 let p = t.progress.borrow();
                 BlobStatus {
                     complete: false,
-                    running: matches!(p.state, State::Running),
+                    // A download still waiting for a slot is not running: its children
+                    // must not wait on it.
+                    running: matches!(p.state, State::Running) && p.partial.is_some(),
                     written: p.written,
                     attempt: Some(p.attempt),
                     discarded: false,
@@ -206,7 +260,7 @@ impl Node {
         }
         // No lock is held across the check above: a download that finishes in between is
         // caught by `download`, which first looks in the store again.
-        let mut transfers = self.transfers.lock().unwrap();
+        let mut transfers = self.transfers.locked();
         if let Some(t) = transfers.get(&blob.digest) {
             return Some(Availability::InFlight(t.clone()));
         }
@@ -223,6 +277,7 @@ impl Node {
             digest: blob.digest.clone(),
             size: blob.size,
             progress,
+            detached: AtomicUsize::new(0),
         });
         transfers.insert(blob.digest.clone(), transfer.clone());
         drop(transfers);
@@ -230,9 +285,27 @@ impl Node {
         let blob = blob.clone();
         let t = transfer.clone();
         tokio::spawn(async move {
-            let result = node.download(&blob, &t, hops).await;
+            let work = async {
+                let _slot = node.downloads.clone().acquire_owned().await;
+                // A panic must not leave the transfer in the map forever (every later request
+                // for the digest would wait on it).
+                AssertUnwindSafe(node.download(&blob, &t, hops))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(PullError::Panicked(blob.digest.clone())))
+            };
+            // Dropping the download drops its partial file and gives back its room.
+            let result = tokio::select! {
+                result = work => result,
+                () = t.abandoned() => Err(PullError::Abandoned(blob.digest.clone())),
+            };
             let state = match result {
                 Ok(_) => State::Done,
+                // Nobody waits: not a failure of the node.
+                Err(e @ PullError::Abandoned(_)) => {
+                    tracing::info!(digest = %blob.digest, "{e}; partial removed");
+                    State::Failed(Arc::new(e))
+                }
                 Err(e) => {
                     tracing::error!(digest = %blob.digest, error = %e, "download failed");
                     node.metrics.error(e.metric_kind());
@@ -240,7 +313,7 @@ impl Node {
                 }
             };
             // Out of the map first: a Done reader re-checks the store, a new request starts over.
-            node.transfers.lock().unwrap().remove(&blob.digest);
+            node.transfers.locked().remove(&blob.digest);
             t.progress.send_modify(|p| p.state = state);
         });
         Some(Availability::InFlight(transfer))
@@ -271,8 +344,18 @@ impl Node {
         }
     }
 
+    /// Whether a download of `digest` is in flight here.
+    pub fn in_flight(&self, digest: &Digest) -> bool {
+        self.transfers.locked().contains_key(digest)
+    }
+
+    /// Whether every download slot is taken (a new download would wait).
+    pub fn downloads_full(&self) -> bool {
+        self.downloads.available_permits() == 0
+    }
+
     pub(crate) fn is_suspect(&self, digest: &Digest, peer_id: &str) -> bool {
-        let mut suspects = self.suspects.lock().unwrap();
+        let mut suspects = self.suspects.locked();
         suspects.retain(|_, since| since.elapsed() < SUSPECT_FOR);
         suspects.contains_key(&(digest.clone(), peer_id.to_string()))
     }
@@ -331,8 +414,7 @@ impl Node {
             match committed {
                 Ok(path) => {
                     self.completed_by
-                        .lock()
-                        .unwrap()
+                        .locked()
                         .insert(blob.digest.clone(), attempt);
                     return Ok(path);
                 }
@@ -341,12 +423,11 @@ impl Node {
                     for id in &contributors {
                         self.metrics.peer_failure(PeerFailure::DigestMismatch);
                         self.suspects
-                            .lock()
-                            .unwrap()
+                            .locked()
                             .insert((blob.digest.clone(), id.clone()), Instant::now());
                     }
                     last = DownloadError::WrongBytes(e);
-                    self.discarded.lock().unwrap().insert(attempt);
+                    self.discarded.locked().insert(attempt);
                     mismatches += 1;
                     if mismatches >= MISMATCH_RESTARTS {
                         return Err(PullError::Exhausted {
@@ -393,8 +474,38 @@ impl Node {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use crate::testing::{self, TestSource};
     use classcache_oci::memory::MemorySource;
+
+    #[tokio::test]
+    async fn a_transfer_no_one_waits_for_is_abandoned_but_an_unpacker_alone_does_not_keep_it() {
+        let (progress, _) = watch::channel(Progress {
+            attempt: 1,
+            partial: None,
+            written: 0,
+            state: State::Running,
+        });
+        let t = Transfer {
+            digest: Digest::of(b"layer"),
+            size: 10,
+            progress,
+            detached: AtomicUsize::new(0),
+        };
+        let waiter = t.subscribe();
+        let unpacker = t.subscribe_detached();
+        assert!(t.waited_for());
+        let abandoned = tokio::time::timeout(ABANDON_CHECK * 6, t.abandoned()).await;
+        assert!(abandoned.is_err(), "a waiter keeps it alive");
+        drop(waiter);
+        assert!(!t.waited_for(), "the unpacker alone does not");
+        tokio::time::timeout(ABANDON_CHECK * 3, t.abandoned())
+            .await
+            .expect("abandoned within two checks");
+        drop(unpacker);
+        t.undetach();
+        assert_eq!(t.detached.load(Relaxed), 0);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_requests_for_a_blob_read_the_source_once() {

@@ -11,12 +11,16 @@ use classcache_core::fetcher::http::{
     self as api, BlobStatus, ATTEMPT_HEADER, COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE,
     FROM_HEADER, HOPS_HEADER,
 };
+use classcache_oci::content::MAX_MANIFEST_BYTES;
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryStreamExt};
 use std::time::Duration;
 
 /// How long a peer gets to send a small blob.
 const SMALL_BLOB_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest silence on a peer connection: a parent waiting upstream answers its children's
+/// status questions, but a blob stream silent this long is dead.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct HttpPeers {
     http: reqwest::Client,
@@ -37,6 +41,7 @@ impl HttpPeers {
     pub fn new(self_id: &str) -> Self {
         let http = fetcher_http()
             .pool_idle_timeout(Duration::from_secs(30))
+            .read_timeout(READ_TIMEOUT)
             .build()
             .expect("a plain HTTP client builds");
         Self {
@@ -46,13 +51,13 @@ impl HttpPeers {
     }
 }
 
-/// A peer's URL for a blob; the query carries what the peer needs to fetch it itself.
+/// A peer's URL for a blob; the query names the pinned archive it is the layer of, from which
+/// the peer derives where and how big it is.
 pub fn blob_url(peer: &Peer, blob: &BlobRef) -> String {
-    let repo = format!("{}/{}", blob.repo.registry, blob.repo.repository);
     format!(
         "{}{}",
         peer.url,
-        api::blob_request_path(&blob.digest, &repo, blob.size)
+        api::blob_request_path(&blob.digest, &blob.archive.to_string())
     )
 }
 
@@ -150,7 +155,29 @@ impl PeerTransport for HttpPeers {
             if !response.status().is_success() {
                 return None;
             }
-            response.bytes().await.ok()
+            read_capped(response, MAX_MANIFEST_BYTES).await
         })
     }
+}
+
+/// A body of at most `limit` bytes, read chunk by chunk: None as soon as it is longer (a peer
+/// answering a huge "manifest" costs no memory).
+async fn read_capped(response: reqwest::Response, limit: usize) -> Option<Bytes> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        if out.len().saturating_add(chunk.len()) > limit {
+            tracing::warn!(
+                limit,
+                "a peer sent a small object over the cap; ignoring it"
+            );
+            return None;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Some(out.into())
 }

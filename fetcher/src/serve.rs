@@ -1,13 +1,14 @@
 //! The fetcher's HTTP API: blobs for peers (Range, streamed while downloading, upload cap), archives for init containers, health, readiness, metrics.
 //! It must not serve bytes of a download attempt that was discarded.
 
-use crate::archive::Archives;
+use crate::archive::{ArchiveError, Archives};
+use crate::callers::{Callers, Refusal, Wanted};
 use crate::follow::Cursor;
 use crate::metrics::Metrics;
-use crate::node::{Availability, BlobRef, Node, Progress};
+use crate::node::{Availability, Node, Progress};
 use crate::store::ReadGuard;
 use axum::body::Body;
-use axum::extract::{Path, Query, State as AxState};
+use axum::extract::{ConnectInfo, Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,12 +19,13 @@ use classcache_core::fetcher::http::{
     self as api, routes, ArchiveAnswer, ArchiveQuery, BlobQuery, StatusQuery, ATTEMPT_HEADER,
     COMPLETE_ONLY_HEADER, HOPS_HEADER,
 };
-use classcache_core::paths::published_file_name;
 use classcache_core::reference::RegistryRef;
 use std::fs::File;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 const CHUNK: usize = 256 * 1024;
@@ -31,6 +33,8 @@ const CHUNK: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct ServeState {
     pub archives: Arc<Archives>,
+    /// Who may ask for what: peers for blobs, this node's pods for the archives they pin.
+    pub callers: Arc<Callers>,
     /// Concurrent blob uploads to peers; beyond it peers get 503 and try another source.
     pub uploads: Arc<Semaphore>,
     /// Test only: flip a bit in every chunk sent to peers, to prove they never publish it.
@@ -45,7 +49,7 @@ impl ServeState {
 
 pub fn router(state: ServeState) -> Router {
     Router::new()
-        .route(routes::HEALTHZ, get(|| async { "ok\n" }))
+        .route(routes::HEALTHZ, get(live))
         .route(routes::READYZ, get(ready))
         .route(routes::METRICS, get(metrics))
         .route(routes::STATUS, get(status))
@@ -59,23 +63,35 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, format!("{}\n", message.into())).into_response()
 }
 
+fn forbidden(refusal: Refusal) -> Response {
+    error(StatusCode::FORBIDDEN, refusal.to_string())
+}
+
 async fn ready(AxState(s): AxState<ServeState>) -> Response {
     // Ready means the store can take new files: a full or read-only disk makes the node
     // useless as a parent, so peers (via EndpointSlice readiness) route around it.
-    let probe = s.node().store.root().join("tmp").join(".ready-probe");
-    let written = s
-        .node()
-        .store
-        .run(move |_| std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)))
-        .await;
-    match written {
+    match s.node().store.run(|store| store.health()).await {
         Ok(()) => "ready\n".into_response(),
-        Err(e) => error(
+        Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
+/// How long the liveness check waits for the blocking pool and the store's locks.
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Liveness: fails only when the process is wedged (the blocking pool or a store lock does not
+/// answer), never for a full or read-only store, which readiness reports.
+async fn live(AxState(s): AxState<ServeState>) -> Response {
+    let answered = tokio::time::timeout(
+        LIVENESS_TIMEOUT,
+        s.node().store.run(|store| store.locks_answer()),
+    )
+    .await;
+    match answered {
+        Ok(()) => "ok\n".into_response(),
+        Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "store {} is not writable: {e}",
-                s.node().store.root().display()
-            ),
+            format!("the store's locks did not answer within {LIVENESS_TIMEOUT:?}: the process is wedged"),
         ),
     }
 }
@@ -99,9 +115,13 @@ fn parse_digest(d: &str) -> Result<Digest, Rejected> {
 
 async fn status(
     AxState(s): AxState<ServeState>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     Path(d): Path<String>,
     Query(q): Query<StatusQuery>,
 ) -> Response {
+    if let Err(refusal) = s.callers.check_status_reader(caller.ip()) {
+        return forbidden(refusal);
+    }
     match parse_digest(&d) {
         Ok(digest) => Json(s.node().status(&digest, q.attempt).await).into_response(),
         Err(r) => *r,
@@ -160,11 +180,16 @@ impl Drop for UploadSlot {
 
 async fn blob(
     AxState(s): AxState<ServeState>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     method: Method,
     Path(d): Path<String>,
     Query(q): Query<BlobQuery>,
     headers: HeaderMap,
 ) -> Response {
+    // Blob bytes may be unverified (streamed while downloading) and name any digest: peers only.
+    if let Err(refusal) = s.callers.check_peer(caller.ip()) {
+        return forbidden(refusal);
+    }
     let digest = match parse_digest(&d) {
         Ok(d) => d,
         Err(r) => return *r,
@@ -175,26 +200,21 @@ async fn blob(
         .and_then(|v| v.to_str().ok()?.parse().ok())
         .unwrap_or(0);
     let complete_only = headers.contains_key(COMPLETE_ONLY_HEADER) || method == Method::HEAD;
-    let blob = match (&q.repo, q.size) {
-        (Some(repo), Some(size)) => match repo.parse::<RegistryRef>() {
-            Ok(repo) => Some(BlobRef {
-                repo,
-                digest: digest.clone(),
-                size,
-            }),
-            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-        },
-        _ => None,
-    };
     if hops > node.config.max_hops {
         return error(
             StatusCode::LOOP_DETECTED,
             format!("{hops} hops: the nodes disagree about the peer list; retry later"),
         );
     }
-    let availability = match &blob {
-        Some(b) => node.availability(b, hops, !complete_only).await,
-        None => node.complete(&digest).await,
+    let availability = match (node.complete(&digest).await, &q.reference) {
+        (Some(complete), _) => Some(complete),
+        (None, Some(archive)) if !complete_only => {
+            match start_for_peer(&s, archive, &digest, hops).await {
+                Ok(available) => available,
+                Err(r) => return *r,
+            }
+        }
+        (None, _) => None,
     };
     let availability = match availability {
         Some(Availability::InFlight(_)) if complete_only => None,
@@ -254,11 +274,51 @@ async fn blob(
     response
 }
 
+/// Joins or starts the download of `digest` for a peer, which names the pinned archive the
+/// blob is the layer of: where it is and how big come from that archive's verified manifests.
+async fn start_for_peer(
+    s: &ServeState,
+    archive: &str,
+    digest: &Digest,
+    hops: u32,
+) -> Result<Option<Availability>, Rejected> {
+    let node = s.node();
+    let archive: RegistryRef =
+        archive
+            .parse()
+            .map_err(|e: classcache_core::reference::ReferenceError| {
+                Box::new(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("ref={archive}: {e}"),
+                ))
+            })?;
+    let blob = s.archives.layer_of(&archive, digest).await.map_err(|e| {
+        let status = match e {
+            ArchiveError::NotItsLayer { .. } => StatusCode::NOT_FOUND,
+            ref e if e.is_refusal() => StatusCode::FORBIDDEN,
+            ArchiveError::NotPinned(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        Box::new(error(status, e.to_string()))
+    })?;
+    if node.downloads_full() && !node.in_flight(digest) {
+        return Err(Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "every download slot is taken (--max-downloads); try another source",
+        )));
+    }
+    Ok(node.availability(&blob, hops, true).await)
+}
+
 async fn archive(
     AxState(s): AxState<ServeState>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     Path(d): Path<String>,
     Query(q): Query<ArchiveQuery>,
 ) -> Response {
+    // Without `ref=` it only reads a record (is it published here, with what options): it starts
+    // nothing and sends no archive bytes, and `kubectl classcache status` asks it through the API
+    // server's pod proxy, whose address the fetcher cannot tell from any other caller's.
     let Some(reference) = q.reference else {
         let digest = match parse_digest(&d) {
             Ok(digest) => digest,
@@ -266,7 +326,7 @@ async fn archive(
         };
         return match s.node().store.run(move |st| st.published(&digest)).await {
             Some(record) => Json(ArchiveAnswer {
-                file_name: published_file_name(&record.pinned),
+                file_name: record.archive.name,
                 size: record.archive.size,
                 sha256: record.archive.sha256,
                 hit: true,
@@ -289,19 +349,23 @@ async fn archive(
             format!("the path names {d} but ref= pins {:?}", reference.digest),
         );
     }
+    if let Err(refusal) = s
+        .callers
+        .check_pod(caller.ip(), Wanted::Reference(&reference))
+        .await
+    {
+        return forbidden(refusal);
+    }
     match s.archives.ensure(&reference).await {
         Ok(p) => Json(ArchiveAnswer {
-            file_name: p
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            file_name: p.record.archive.name,
             size: p.record.archive.size,
             sha256: p.record.archive.sha256,
             hit: p.hit,
             runtime_options: p.record.runtime_options,
         })
         .into_response(),
+        Err(e) if e.is_refusal() => error(StatusCode::FORBIDDEN, e.to_string()),
         Err(e) => error(StatusCode::BAD_GATEWAY, e.to_string()),
     }
 }
@@ -309,6 +373,7 @@ async fn archive(
 /// The bytes of a published archive (copy mode: pods that cannot mount the node's store).
 async fn archive_file(
     AxState(s): AxState<ServeState>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
     Path(d): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -316,9 +381,16 @@ async fn archive_file(
         Ok(d) => d,
         Err(r) => return *r,
     };
+    if let Err(refusal) = s
+        .callers
+        .check_pod(caller.ip(), Wanted::Digest(&pinned))
+        .await
+    {
+        return forbidden(refusal);
+    }
     let node = s.node();
     let p = pinned.clone();
-    if node.store.run(move |st| st.published(&p)).await.is_none() {
+    let Some(record) = node.store.run(move |st| st.published(&p)).await else {
         return error(
             StatusCode::NOT_FOUND,
             format!(
@@ -326,8 +398,8 @@ async fn archive_file(
                 api::archive_path(&pinned)
             ),
         );
-    }
-    let path = node.store.published_path(&pinned);
+    };
+    let path = node.store.published_path(&pinned, &record.archive.name);
     let (file, guard, size) = match open_complete(node, path).await {
         Ok(opened) => opened,
         Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),

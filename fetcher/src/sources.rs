@@ -5,6 +5,7 @@ use crate::download::DownloadError;
 use crate::node::BlobRef;
 use crate::peers::Peer;
 use bytes::Bytes;
+use classcache_core::allowed_registry::{AllowedRegistries, RegistryNotAllowed};
 use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::BlobStatus;
 use classcache_core::oci::Descriptor;
@@ -50,6 +51,70 @@ pub trait Origin: Send + Sync {
         descriptor: &'a Descriptor,
         offset: u64,
     ) -> BoxFuture<'a, Result<ByteStream, OriginError>>;
+
+    /// Whether `repo` may be asked for at all (`--allowed-registry`); checked before any
+    /// connection.
+    fn check_allowed(&self, _repo: &RegistryRef) -> Result<(), RegistryNotAllowed> {
+        Ok(())
+    }
+}
+
+/// An [`Origin`] that speaks only to the allowed registries: any other gets the refusal and no
+/// connection, whoever asks (an archive request, a peer's blob request, a retry).
+pub struct AllowedOrigin<O> {
+    allowed: AllowedRegistries,
+    inner: O,
+}
+
+impl<O> AllowedOrigin<O> {
+    pub fn new(allowed: AllowedRegistries, inner: O) -> Self {
+        Self { allowed, inner }
+    }
+}
+
+impl<O> AllowedOrigin<O> {
+    /// `call` when `repo` is allowed; else the refusal, before any connection.
+    fn gated<'a, T: Send + 'a>(
+        &self,
+        repo: &RegistryRef,
+        call: impl FnOnce() -> BoxFuture<'a, Result<T, OriginError>>,
+    ) -> BoxFuture<'a, Result<T, OriginError>> {
+        match self.allowed.check(repo) {
+            Ok(()) => call(),
+            Err(e) => Box::pin(std::future::ready(Err(OriginError(Box::new(e))))),
+        }
+    }
+}
+
+impl<O: Origin> Origin for AllowedOrigin<O> {
+    fn manifest<'a>(
+        &'a self,
+        repo: &'a RegistryRef,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<Bytes, OriginError>> {
+        self.gated(repo, || self.inner.manifest(repo, digest))
+    }
+
+    fn blob<'a>(
+        &'a self,
+        repo: &'a RegistryRef,
+        descriptor: &'a Descriptor,
+    ) -> BoxFuture<'a, Result<Bytes, OriginError>> {
+        self.gated(repo, || self.inner.blob(repo, descriptor))
+    }
+
+    fn blob_from<'a>(
+        &'a self,
+        repo: &'a RegistryRef,
+        descriptor: &'a Descriptor,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<ByteStream, OriginError>> {
+        self.gated(repo, || self.inner.blob_from(repo, descriptor, offset))
+    }
+
+    fn check_allowed(&self, repo: &RegistryRef) -> Result<(), RegistryNotAllowed> {
+        self.allowed.check(repo)
+    }
 }
 
 /// An [`Origin`] over any [`ContentSource`]: `source_of(repo)` gives the repository's source
@@ -68,6 +133,26 @@ fn origin_error(e: impl std::error::Error + Send + Sync + 'static) -> OriginErro
     OriginError(Box::new(e))
 }
 
+/// The whole time a registry gets for one manifest or config (each at most 4 MiB): a registry
+/// that trickles bytes just under the read timeout must not hold an archive request forever.
+const SMALL_OBJECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `fetch`, failing when it takes longer than [`SMALL_OBJECT_TIMEOUT`].
+async fn small_object<E>(
+    fetch: impl std::future::Future<Output = Result<Bytes, E>>,
+) -> Result<Bytes, OriginError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(SMALL_OBJECT_TIMEOUT, fetch).await {
+        Ok(fetched) => fetched.map_err(origin_error),
+        Err(_) => Err(origin_error(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the registry did not send it within {SMALL_OBJECT_TIMEOUT:?}"),
+        ))),
+    }
+}
+
 impl<F, S> Origin for ContentOrigin<F>
 where
     F: Fn(&RegistryRef) -> S + Send + Sync,
@@ -79,13 +164,10 @@ where
         digest: &'a Digest,
     ) -> BoxFuture<'a, Result<Bytes, OriginError>> {
         let source = (self.source_of)(repo);
-        Box::pin(async move {
-            let raw = source
-                .get_manifest(&ContentRef::Digest(digest.clone()))
-                .await
-                .map_err(origin_error)?;
-            Ok(raw.bytes)
-        })
+        Box::pin(small_object(async move {
+            let reference = ContentRef::Digest(digest.clone());
+            source.get_manifest(&reference).await.map(|raw| raw.bytes)
+        }))
     }
 
     fn blob<'a>(
@@ -94,7 +176,9 @@ where
         descriptor: &'a Descriptor,
     ) -> BoxFuture<'a, Result<Bytes, OriginError>> {
         let source = (self.source_of)(repo);
-        Box::pin(async move { source.get_blob(descriptor).await.map_err(origin_error) })
+        Box::pin(small_object(
+            async move { source.get_blob(descriptor).await },
+        ))
     }
 
     fn blob_from<'a>(

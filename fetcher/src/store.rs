@@ -1,7 +1,7 @@
 //! The node store: content-addressed blobs, unpacked archives and the `published/` directory pods mount.
 //! It must never make a file visible under its final name before its sha256 matched.
 //!
-//! Its methods block (files, fsync, the `/proc` scan): async code calls them through
+//! Its methods block (files, fsync): async code calls them through
 //! [`Store::run`] (the blocking pool) and writes downloads with [`Partial::append_async`]; no lock
 //! is held across file I/O.
 //!
@@ -10,22 +10,25 @@
 //! - `blobs/sha256/<hex>`: verified blobs (manifests, configs, layers), named by their digest.
 //! - `archives/sha256-<hex>`: verified unpacked archives, named by the archive file's sha256.
 //! - `refs/<published name>.json`: what a pinned reference resolved to (for hits after restarts).
-//! - `published/<published name>`: hard links to `archives/`, named after the pinned digest.
+//! - `published/<published name>/<archive file name>`: a directory per pinned digest (0755),
+//!   which the pods pinning it mount, holding a hard link to `archives/` (0444) under the
+//!   archive's own file name. The kubelet may have created the directory (empty, root's) first.
 
+use crate::locks::LockExt;
 use crate::metrics::{ErrorKind, Metrics};
 use bytes::Bytes;
-use classcache_core::artifact::{ArchiveFile, ArtifactError};
+use classcache_core::artifact::{check_archive_name, ArchiveFile, ArtifactError};
 use classcache_core::digest::Digest;
 use classcache_core::digest::Sha256Counter;
 use classcache_core::media_types::ARCHIVE_LAYER;
 use classcache_core::oci::Descriptor;
-use classcache_core::paths::{published_file_name, PUBLISHED_SUBDIR};
+use classcache_core::paths::{published_dir_name, PUBLISHED_SUBDIR};
 use classcache_oci::archive_file::unpack_layer_to_file;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -49,8 +52,12 @@ pub enum StoreError {
     Artifact(#[from] ArtifactError),
     #[error("another classcache-fetcher uses the store {path} (it holds {path}/{LOCK_FILE}); two fetchers on one store would remove each other's downloads: give each its own --store, or stop the other")]
     InUse { path: PathBuf },
-    #[error("the store cap of {cap} bytes is reached and every entry is in use; raise --max-size (needed {needed} more bytes)")]
+    #[error("the store cap of {cap} bytes is reached and every entry is in use or being downloaded; raise --max-size (needed {needed} more bytes)")]
     CapReached { cap: u64, needed: u64 },
+    #[error("{what} is {size} bytes, more than the store cap of {cap} bytes; raise --max-size if it is legitimate")]
+    TooLarge { what: String, size: u64, cap: u64 },
+    #[error("{what} is {size} bytes, more than the {limit} bytes a manifest or config may have: it is not one")]
+    NotSmall { what: String, size: u64, limit: u64 },
 }
 
 fn is_disk_full(e: &io::Error) -> bool {
@@ -73,7 +80,9 @@ impl StoreError {
 
     pub fn metric_kind(&self) -> ErrorKind {
         match self {
-            StoreError::DiskFull { .. } | StoreError::CapReached { .. } => ErrorKind::DiskFull,
+            StoreError::DiskFull { .. }
+            | StoreError::CapReached { .. }
+            | StoreError::TooLarge { .. } => ErrorKind::DiskFull,
             StoreError::Artifact(ArtifactError::Write { source, .. }) if is_disk_full(source) => {
                 ErrorKind::DiskFull
             }
@@ -110,10 +119,17 @@ pub struct Store {
     /// Open readers per entry path: never evicted while served.
     readers: Mutex<HashMap<PathBuf, usize>>,
     partial_seq: AtomicU64,
+    /// Bytes promised to downloads and unpacks in flight (under `tmp/`): they count against
+    /// the cap like stored entries, so concurrent partials cannot overfill the disk.
+    reserved: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
+    /// The pinned digests of the node's pods (set once, by the pod watch's owner).
+    pods_pin: std::sync::OnceLock<PodsPin>,
     /// Held (flock) while this store is open: one fetcher per store.
     _lock: fs::File,
 }
+
+type PodsPin = Box<dyn Fn() -> Vec<Digest> + Send + Sync>;
 
 /// The file a running fetcher holds locked in its store's root.
 pub const LOCK_FILE: &str = ".lock";
@@ -126,6 +142,20 @@ pub struct Partial {
     open: Option<OpenPartial>,
     written: u64,
     committed: bool,
+    _room: Reservation,
+}
+
+/// Room under the cap promised to one partial file; given back when dropped (the committed
+/// entry then counts instead).
+pub struct Reservation {
+    reserved: Arc<AtomicU64>,
+    bytes: u64,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.reserved.fetch_sub(self.bytes, Relaxed);
+    }
 }
 
 /// The file and the hash of what was written to it, moved to the blocking pool for each write.
@@ -142,7 +172,7 @@ pub struct ReadGuard {
 
 impl Drop for ReadGuard {
     fn drop(&mut self) {
-        let mut readers = self.store.readers.lock().unwrap();
+        let mut readers = self.store.readers.locked();
         if let Some(n) = readers.get_mut(&self.path) {
             *n -= 1;
             if *n == 0 {
@@ -203,7 +233,9 @@ impl Store {
             entries: Mutex::new(HashMap::new()),
             readers: Mutex::new(HashMap::new()),
             partial_seq: AtomicU64::new(0),
+            reserved: Arc::new(AtomicU64::new(0)),
             metrics,
+            pods_pin: std::sync::OnceLock::new(),
             _lock: lock,
         };
         store.recover()?;
@@ -255,17 +287,27 @@ impl Store {
                 ));
             }
         }
-        self.entries.lock().unwrap().extend(entries);
-        for path in list_dir(&self.root.join(PUBLISHED_SUBDIR))? {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
+        self.entries.locked().extend(entries);
+        for dir in list_dir(&self.root.join(PUBLISHED_SUBDIR))? {
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            let is_dir = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+            if !is_dir {
+                // The layout before one directory per archive (or a stray file).
+                tracing::warn!(path = %dir.display(), "removing a published file outside an archive directory");
+                let _ = fs::remove_file(&dir);
+                continue;
+            }
             let record = self.read_record(&name);
             let target_ok = record
                 .as_ref()
                 .map(|r| self.archive_path(&r.archive.sha256).exists())
                 .unwrap_or(false);
             if !target_ok {
-                tracing::warn!(path = %path.display(), "removing a published archive with no record");
-                let _ = fs::remove_file(&path);
+                // An empty directory stays: the kubelet may have just made it for a pod.
+                for path in list_dir(&dir).unwrap_or_default() {
+                    tracing::warn!(path = %path.display(), "removing a published archive with no record");
+                    let _ = fs::remove_file(&path);
+                }
             }
         }
         self.update_size_gauge();
@@ -286,10 +328,16 @@ impl Store {
             .join(format!("sha256-{sha256_hex}"))
     }
 
-    pub fn published_path(&self, pinned: &Digest) -> PathBuf {
+    /// The directory of the pinned digest's archive: what the pods pinning it mount.
+    pub fn published_dir(&self, pinned: &Digest) -> PathBuf {
         self.root
             .join(PUBLISHED_SUBDIR)
-            .join(published_file_name(pinned.as_str()))
+            .join(published_dir_name(pinned.as_str()))
+    }
+
+    /// The published archive file (`archive_file`: its record's `archive.name`).
+    pub fn published_path(&self, pinned: &Digest, archive_file: &str) -> PathBuf {
+        self.published_dir(pinned).join(archive_file)
     }
 
     fn record_path(&self, published_name: &str) -> PathBuf {
@@ -311,27 +359,48 @@ impl Store {
         Some(size)
     }
 
-    pub fn read_blob(&self, digest: &Digest) -> Option<Vec<u8>> {
+    /// A complete small blob (a manifest or config), refused when it is over `limit` bytes:
+    /// a layer's digest asked as a manifest must not be read into memory.
+    pub fn read_small_blob(
+        &self,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        use std::io::Read;
         let path = self.blob_path(digest);
-        let bytes = fs::read(&path).ok()?;
+        let Ok(file) = File::open(&path) else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| StoreError::io(&path, e))?;
+        if bytes.len() as u64 > limit {
+            return Err(StoreError::NotSmall {
+                what: format!("blob {digest}"),
+                size: fs::metadata(&path).map(|m| m.len()).unwrap_or(u64::MAX),
+                limit,
+            });
+        }
         self.touch(&path);
-        Some(bytes)
+        Ok(Some(bytes))
     }
 
     /// The record of a published archive, if it is published (the hit path: no hashing).
     pub fn published(&self, pinned: &Digest) -> Option<PublishedRecord> {
-        let path = self.published_path(pinned);
-        if !path.exists() {
+        let record = self.read_record(&published_dir_name(pinned.as_str()))?;
+        if check_archive_name(&record.archive.name).is_err()
+            || !self.published_path(pinned, &record.archive.name).exists()
+        {
             return None;
         }
-        let record = self.read_record(&published_file_name(pinned.as_str()))?;
         self.touch(&self.archive_path(&record.archive.sha256));
         Some(record)
     }
 
     fn touch(&self, path: &Path) {
         let now = SystemTime::now();
-        if let Some(e) = self.entries.lock().unwrap().get_mut(path) {
+        if let Some(e) = self.entries.locked().get_mut(path) {
             e.last_used = now;
         }
         // The mtime carries recency across restarts.
@@ -342,21 +411,17 @@ impl Store {
 
     /// Protects an entry from eviction until the guard drops.
     pub fn guard(self: &Arc<Self>, path: &Path) -> ReadGuard {
-        *self
-            .readers
-            .lock()
-            .unwrap()
-            .entry(path.to_path_buf())
-            .or_default() += 1;
+        *self.readers.locked().entry(path.to_path_buf()).or_default() += 1;
         ReadGuard {
             store: self.clone(),
             path: path.to_path_buf(),
         }
     }
 
-    /// Starts a partial download of `digest`, making room for `size` bytes first.
+    /// Starts a partial download of `digest`, making room for (and reserving) `size` bytes
+    /// first.
     pub fn begin(&self, digest: &Digest, size: u64) -> Result<Partial, StoreError> {
-        self.make_room(size)?;
+        let room = self.reserve(&format!("blob {digest}"), size)?;
         let seq = self.partial_seq.fetch_add(1, Relaxed);
         let path = self
             .root
@@ -377,6 +442,7 @@ impl Store {
             }),
             written: 0,
             committed: false,
+            _room: room,
         })
     }
 
@@ -408,7 +474,7 @@ impl Store {
     }
 
     fn add_entry(&self, path: &Path, size: u64) {
-        self.entries.lock().unwrap().insert(
+        self.entries.locked().insert(
             path.to_path_buf(),
             Entry {
                 size,
@@ -419,34 +485,66 @@ impl Store {
     }
 
     fn update_size_gauge(&self) {
-        let total: u64 = self.entries.lock().unwrap().values().map(|e| e.size).sum();
+        let total = stored_bytes(&self.entries.locked());
         self.metrics.store_bytes.store(total, Relaxed);
     }
 
     /// Unpacks the archive file from a verified layer blob (tar+gzip), checks its size and
-    /// sha256, and publishes it under the pinned digest's name. Idempotent.
+    /// sha256, and publishes it in the pinned digest's own directory under its own file name,
+    /// readable by any uid (the pods' JVMs run as any user) and by nobody writable. Idempotent.
     pub fn publish(
         &self,
         pinned: &Digest,
         layer: &Digest,
         record: &PublishedRecord,
     ) -> Result<PathBuf, StoreError> {
+        // The name is joined to a path: one plain component only.
+        check_archive_name(&record.archive.name)?;
         self.unpack(layer, record)?;
         let archive = self.archive_path(&record.archive.sha256);
-        let name = published_file_name(pinned.as_str());
+        // A hard link shares the inode: this mode is the published file's too.
+        fs::set_permissions(&archive, fs::Permissions::from_mode(0o444))
+            .map_err(|e| StoreError::io(&archive, e))?;
+        let name = published_dir_name(pinned.as_str());
         // The record goes first, so that a published file always has one (see `recover`).
         let record_path = self.record_path(&name);
         let tmp = self.tmp_path("record");
         let json = serde_json::to_vec_pretty(record).expect("a record serializes");
         write_synced(&tmp, &json)?;
         fs::rename(&tmp, &record_path).map_err(|e| StoreError::io(&record_path, e))?;
-        let published = self.published_path(pinned);
+        let dir = self.published_dir(pinned);
+        self.make_published_dir(&dir)?;
+        let published = dir.join(&record.archive.name);
         let tmp = self.tmp_path("link");
         fs::hard_link(&archive, &tmp).map_err(|e| StoreError::io(&tmp, e))?;
         fs::rename(&tmp, &published).map_err(|e| StoreError::io(&published, e))?;
-        sync_dir(published.parent().unwrap())?;
+        sync_dir(&dir)?;
+        sync_dir(dir.parent().expect("under published/"))?;
         self.touch(&archive);
         Ok(published)
+    }
+
+    /// Makes (or takes over) an archive's directory, mode 0755. The kubelet creates it, empty and
+    /// root's, when a pod mounting it starts before the archive is published: the fetcher runs
+    /// as root, so it may write into it and set its mode. Never follows a symlink.
+    fn make_published_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::io(dir, e)),
+        }
+        let meta = fs::symlink_metadata(dir).map_err(|e| StoreError::io(dir, e))?;
+        if !meta.is_dir() {
+            return Err(StoreError::io(
+                dir,
+                io::Error::other("is not a directory; remove it so the archive can be published"),
+            ));
+        }
+        if meta.mode() & 0o7777 != 0o755 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+                .map_err(|e| StoreError::io(dir, e))?;
+        }
+        Ok(())
     }
 
     fn tmp_path(&self, what: &str) -> PathBuf {
@@ -474,7 +572,10 @@ impl Store {
         if dest.exists() {
             return Ok(());
         }
-        self.make_room(record.archive.size)?;
+        let _room = self.reserve(
+            &format!("the archive file of {}", record.pinned),
+            record.archive.size,
+        )?;
         let descriptor = Descriptor::new(ARCHIVE_LAYER, layer.clone(), record.layer_size);
         unpack_layer_to_file(
             layer_bytes,
@@ -488,16 +589,11 @@ impl Store {
     }
 
     fn readers_hold(&self, path: &Path) -> impl Drop + '_ {
-        *self
-            .readers
-            .lock()
-            .unwrap()
-            .entry(path.to_path_buf())
-            .or_default() += 1;
+        *self.readers.locked().entry(path.to_path_buf()).or_default() += 1;
         struct Hold<'a>(&'a Store, PathBuf);
         impl Drop for Hold<'_> {
             fn drop(&mut self) {
-                let mut readers = self.0.readers.lock().unwrap();
+                let mut readers = self.0.readers.locked();
                 if let Some(n) = readers.get_mut(&self.1) {
                     *n -= 1;
                     if *n == 0 {
@@ -509,23 +605,83 @@ impl Store {
         Hold(self, path.to_path_buf())
     }
 
-    /// Bytes over the cap if `needed` more were added now.
-    fn excess(&self, needed: u64) -> u64 {
-        let total: u64 = self.entries.lock().unwrap().values().map(|e| e.size).sum();
-        (total + needed).saturating_sub(self.cap_bytes)
+    /// Bytes over the cap if `needed` more were added now (saturating: a caller's number
+    /// never overflows).
+    fn excess(&self, entries: &HashMap<PathBuf, Entry>, needed: u64) -> u64 {
+        stored_bytes(entries)
+            .saturating_add(self.reserved.load(Relaxed))
+            .saturating_add(needed)
+            .saturating_sub(self.cap_bytes)
+    }
+
+    /// Reserves `needed` bytes if they fit now; the check and the reservation happen under
+    /// the entries lock, so two callers cannot both take the last room.
+    fn try_reserve(&self, needed: u64) -> Option<Reservation> {
+        let entries = self.entries.locked();
+        (self.excess(&entries, needed) == 0).then(|| {
+            self.reserved.fetch_add(needed, Relaxed);
+            Reservation {
+                reserved: self.reserved.clone(),
+                bytes: needed,
+            }
+        })
+    }
+
+    /// Room for `needed` more bytes of `what`, evicting old entries if that makes it fit.
+    fn reserve(&self, what: &str, needed: u64) -> Result<Reservation, StoreError> {
+        if needed > self.cap_bytes {
+            return Err(StoreError::TooLarge {
+                what: what.to_string(),
+                size: needed,
+                cap: self.cap_bytes,
+            });
+        }
+        if let Some(room) = self.try_reserve(needed) {
+            return Ok(room);
+        }
+        self.make_room(needed);
+        self.try_reserve(needed).ok_or(StoreError::CapReached {
+            cap: self.cap_bytes,
+            needed,
+        })
+    }
+
+    /// Whether the store takes new files: writable, within its cap, no lock left poisoned by
+    /// a panic. The reason when not (for `/readyz`).
+    pub fn health(&self) -> Result<(), String> {
+        if self.entries.is_poisoned() || self.readers.is_poisoned() {
+            return Err("a store lock was poisoned by a panicking request".into());
+        }
+        let over = self.excess(&self.entries.locked(), 0);
+        if over > 0 {
+            return Err(format!(
+                "the store is {over} bytes over its cap of {} bytes (entries in use cannot be evicted)",
+                self.cap_bytes
+            ));
+        }
+        let probe = self.root.join("tmp").join(".ready-probe");
+        fs::write(&probe, b"ok")
+            .and_then(|_| fs::remove_file(&probe))
+            .map_err(|e| format!("store {} is not writable: {e}", self.root.display()))
+    }
+
+    /// Answers when the store's locks can be taken (for `/healthz`: a wedged lock is a wedged
+    /// process).
+    pub fn locks_answer(&self) {
+        drop(self.entries.locked());
+        drop(self.readers.locked());
     }
 
     /// Evicts least-recently-used entries until `needed` more bytes fit under the cap.
-    /// Entries being read, used within the grace period, or mapped by a process are kept.
-    /// The locks are held only to copy or update the entry list: the `/proc` scan, the stats
+    /// Entries being read, used within the grace period, or archives a pod on the node pins are
+    /// kept. The locks are held only to copy or update the entry list: the record reads, the stats
     /// and the removals run outside them; an entry is claimed (taken out of the list) under
     /// the lock before its file is removed, so two callers never evict the same one.
-    fn make_room(&self, needed: u64) -> Result<(), StoreError> {
+    fn make_room(&self, needed: u64) {
         let mut by_age: Vec<(PathBuf, SystemTime, u64)> = {
-            let entries = self.entries.lock().unwrap();
-            let total: u64 = entries.values().map(|e| e.size).sum();
-            if total + needed <= self.cap_bytes {
-                return Ok(());
+            let entries = self.entries.locked();
+            if self.excess(&entries, needed) == 0 {
+                return;
             }
             entries
                 .iter()
@@ -533,11 +689,11 @@ impl Store {
                 .collect()
         };
         by_age.sort_by_key(|(_, t, _)| *t);
-        let readers = self.readers.lock().unwrap().clone();
+        let readers = self.readers.locked().clone();
         let now = SystemTime::now();
-        let mut mapped: Option<Vec<(u64, u64)>> = None;
+        let mut pinned: Option<Vec<PathBuf>> = None;
         for (path, last_used, size) in by_age {
-            if self.excess(needed) == 0 {
+            if self.excess(&self.entries.locked(), needed) == 0 {
                 break;
             }
             let recent = now
@@ -548,10 +704,14 @@ impl Store {
                 continue;
             }
             let is_archive = path.parent() == Some(&self.root.join("archives"));
-            if is_archive && is_mapped(&path, mapped.get_or_insert_with(mapped_files)) {
+            if is_archive
+                && pinned
+                    .get_or_insert_with(|| self.archives_pods_pin())
+                    .contains(&path)
+            {
                 continue;
             }
-            let Some(entry) = self.entries.lock().unwrap().remove(&path) else {
+            let Some(entry) = self.entries.locked().remove(&path) else {
                 continue; // another caller evicted it
             };
             if is_archive {
@@ -561,32 +721,51 @@ impl Store {
                 tracing::info!(path = %path.display(), size, "evicted to stay under the store cap");
                 self.metrics.evictions.fetch_add(1, Relaxed);
             } else {
-                self.entries.lock().unwrap().insert(path, entry);
+                self.entries.locked().insert(path, entry);
             }
         }
         self.update_size_gauge();
-        if self.excess(needed) > 0 {
-            return Err(StoreError::CapReached {
-                cap: self.cap_bytes,
-                needed,
-            });
-        }
-        Ok(())
     }
 
-    /// Removes the published links (and their records) that point at an archive file.
+    /// Tells the store which pinned digests the pods on its node pin (the pod watch knows): their
+    /// archives are never evicted, whenever the pods last started.
+    pub fn keep_pinned_by_pods(&self, pinned: impl Fn() -> Vec<Digest> + Send + Sync + 'static) {
+        let _ = self.pods_pin.set(Box::new(pinned));
+    }
+
+    /// The archive files of the pinned digests this node's pods pin.
+    fn archives_pods_pin(&self) -> Vec<PathBuf> {
+        let Some(pinned) = self.pods_pin.get() else {
+            return Vec::new();
+        };
+        pinned()
+            .iter()
+            .filter_map(|d| self.read_record(&published_dir_name(d.as_str())))
+            .map(|record| self.archive_path(&record.archive.sha256))
+            .collect()
+    }
+
+    /// Removes the published links (and their records) that point at an archive file, then
+    /// each archive directory left empty (a running pod's bind mount keeps its open file).
     fn unpublish(&self, archive: &Path) {
         let Ok(target) = fs::metadata(archive) else {
             return;
         };
-        for path in list_dir(&self.root.join(PUBLISHED_SUBDIR)).unwrap_or_default() {
-            let same = fs::metadata(&path)
-                .map(|m| m.ino() == target.ino() && m.dev() == target.dev())
-                .unwrap_or(false);
-            if same {
-                let name = path.file_name().unwrap_or_default().to_string_lossy();
-                let _ = fs::remove_file(&path);
+        for dir in list_dir(&self.root.join(PUBLISHED_SUBDIR)).unwrap_or_default() {
+            let mut emptied = false;
+            for path in list_dir(&dir).unwrap_or_default() {
+                let same = fs::symlink_metadata(&path)
+                    .map(|m| m.ino() == target.ino() && m.dev() == target.dev())
+                    .unwrap_or(false);
+                if same && fs::remove_file(&path).is_ok() {
+                    emptied = true;
+                }
+            }
+            if emptied {
+                let name = dir.file_name().unwrap_or_default().to_string_lossy();
                 let _ = fs::remove_file(self.record_path(&name));
+                // Fails, and keeps it, if anything else is in it.
+                let _ = fs::remove_dir(&dir);
             }
         }
     }
@@ -657,6 +836,13 @@ impl Drop for Partial {
     }
 }
 
+/// The bytes of the stored entries.
+fn stored_bytes(entries: &HashMap<PathBuf, Entry>) -> u64 {
+    entries
+        .values()
+        .fold(0u64, |sum, e| sum.saturating_add(e.size))
+}
+
 fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let rd = fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
     Ok(rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
@@ -669,60 +855,10 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(path, e))
 }
 
-/// (device, inode) of every file some process maps: a JVM maps its archive while it runs.
-/// Seeing other pods' processes needs the fetcher to share the host's PID namespace.
-fn mapped_files() -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return out;
-    };
-    for p in procs.flatten() {
-        if !p
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        let Ok(maps) = fs::read_to_string(p.path().join("maps")) else {
-            continue;
-        };
-        for line in maps.lines() {
-            let mut fields = line.split_ascii_whitespace().skip(3);
-            let (Some(dev), Some(inode)) = (fields.next(), fields.next()) else {
-                continue;
-            };
-            let Ok(inode) = inode.parse::<u64>() else {
-                continue;
-            };
-            if inode == 0 {
-                continue;
-            }
-            if let Some((major, minor)) = dev.split_once(':') {
-                if let (Ok(major), Ok(minor)) = (
-                    u64::from_str_radix(major, 16),
-                    u64::from_str_radix(minor, 16),
-                ) {
-                    out.push((libc::makedev(major as u32, minor as u32), inode));
-                }
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-fn is_mapped(path: &Path, mapped: &[(u64, u64)]) -> bool {
-    fs::metadata(path)
-        .map(|m| mapped.binary_search(&(m.dev(), m.ino())).is_ok())
-        .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
 
     fn open(dir: &Path, cap: u64) -> Arc<Store> {
         Store::open(dir, cap, Duration::ZERO, Arc::new(Metrics::default())).unwrap()
@@ -758,7 +894,12 @@ mod tests {
         assert!(store.blob_size(&digest).is_none());
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         store.put_blob(&digest, b"right").unwrap();
-        assert_eq!(store.read_blob(&digest).unwrap(), b"right");
+        assert_eq!(
+            store.read_small_blob(&digest, 5).unwrap().unwrap(),
+            b"right"
+        );
+        let e = store.read_small_blob(&digest, 4).unwrap_err();
+        assert!(matches!(e, StoreError::NotSmall { .. }), "{e}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -783,6 +924,45 @@ mod tests {
             store.run(move |s| s.blob_size(&d)).await,
             Some(data.len() as u64)
         );
+    }
+
+    #[test]
+    fn downloads_in_flight_count_against_the_cap_and_sizes_never_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1000);
+        let e = store.begin(&Digest::of(b"huge"), u64::MAX).err().unwrap();
+        assert!(matches!(e, StoreError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("--max-size"), "{e}");
+        let first = store.begin(&Digest::of(b"a"), 600).unwrap();
+        let e = store.begin(&Digest::of(b"b"), 600).err().unwrap();
+        assert!(matches!(e, StoreError::CapReached { .. }), "{e}");
+        store.put_blob(&Digest::of(b"small"), b"small").unwrap();
+        assert!(store.health().is_ok());
+        drop(first);
+        let second = store.begin(&Digest::of(b"b"), 600).unwrap();
+        drop(second);
+        assert_eq!(
+            store.reserved.load(Relaxed),
+            0,
+            "every reservation is given back"
+        );
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_store_lock_poisoned_by_a_panic_is_unready_then_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1000);
+        let s = store.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = s.entries.lock().unwrap();
+            panic!("a request panics holding the store lock");
+        })
+        .join();
+        let why = store.health().unwrap_err();
+        assert!(why.contains("poisoned"), "{why}");
+        store.put_blob(&Digest::of(b"after"), b"after").unwrap();
+        assert!(store.health().is_ok());
     }
 
     #[test]
@@ -824,7 +1004,7 @@ mod tests {
                 .publish(&pinned, &layer, &record(&pinned, &layer, &gz, &file))
                 .unwrap();
             assert_eq!(fs::read(&path).unwrap(), b"archive bytes");
-            assert!(path.ends_with(published_file_name(pinned.as_str())));
+            assert!(path.ends_with(format!("{}/app.jsa", published_dir_name(pinned.as_str()))));
             // A crash mid-download leaves a partial behind.
             let p = store.begin(&Digest::of(b"other"), 1).unwrap();
             std::mem::forget(p);
@@ -899,40 +1079,177 @@ mod tests {
     }
 
     #[test]
-    fn keeps_an_archive_a_process_maps() {
+    fn keeps_an_archive_a_pod_on_the_node_pins() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path(), 1 << 20);
         let (gz, file) = layer_with("app.jsa", &[7u8; 4096]);
         let layer = Digest::of(&gz);
         store.put_blob(&layer, &gz).unwrap();
         let pinned = Digest::of(b"m");
-        let path = store
+        store
             .publish(&pinned, &layer, &record(&pinned, &layer, &gz, &file))
             .unwrap();
-        // Map it as a JVM would, in this very process.
-        let f = File::open(&path).unwrap();
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                std::os::fd::AsRawFd::as_raw_fd(&f),
-                0,
-            )
-        };
-        assert_ne!(addr, libc::MAP_FAILED);
+        // What the pod watch tells the store: a pod on this node pins it, until it goes.
+        let pods_pin = Arc::new(Mutex::new(vec![pinned.clone()]));
+        let told = pods_pin.clone();
+        store.keep_pinned_by_pods(move || told.lock().unwrap().clone());
         let err = store.begin(&Digest::of(b"big"), (1 << 20) - 10).err();
         assert!(
             matches!(err, Some(StoreError::CapReached { .. })),
             "{err:?}"
         );
         assert!(store.published(&pinned).is_some());
-        unsafe { libc::munmap(addr, 4096) };
+        pods_pin.lock().unwrap().clear();
         store.begin(&Digest::of(b"big"), (1 << 20) - 10).unwrap();
         assert!(
             store.published(&pinned).is_none(),
-            "unmapped archive is evicted"
+            "an archive no pod pins is evicted"
+        );
+    }
+
+    /// Stores a layer holding `content` as `name`: its digest and the record publishing it as
+    /// `pinned`.
+    fn stored_layer(
+        store: &Store,
+        name: &str,
+        content: &[u8],
+        pinned: &Digest,
+    ) -> (Digest, PublishedRecord) {
+        let (gz, file) = layer_with(name, content);
+        let layer = Digest::of(&gz);
+        store.put_blob(&layer, &gz).unwrap();
+        let rec = record(pinned, &layer, &gz, &file);
+        (layer, rec)
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    /// The kubelet makes a pod's hostPath directory (empty, root's, DirectoryOrCreate) before
+    /// the init container asks for the archive: the fetcher publishes into it, and the file is
+    /// readable by a JVM running as any uid while nobody can write it.
+    #[test]
+    fn publishes_into_the_directory_the_kubelet_made_readable_by_any_uid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1 << 30);
+        let pinned = Digest::of(b"manifest");
+        let (layer, rec) = stored_layer(&store, "app.aot", b"archive bytes", &pinned);
+        let made_first = store.published_dir(&pinned);
+        fs::create_dir(&made_first).unwrap();
+        fs::set_permissions(&made_first, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            fs::metadata(&made_first).unwrap().uid(),
+            0,
+            "root's, as the kubelet makes it"
+        );
+        let path = store.publish(&pinned, &layer, &rec).unwrap();
+        assert_eq!(path, made_first.join("app.aot"));
+        assert_eq!(mode_of(&path), 0o444);
+        assert_eq!(mode_of(&made_first), 0o755);
+        assert_eq!(mode_of(&dir.path().join("published")), 0o755);
+        assert_eq!(fs::read_dir(&made_first).unwrap().count(), 1);
+        // Idempotent over the read-only file.
+        assert_eq!(store.publish(&pinned, &layer, &rec).unwrap(), path);
+        assert_eq!(store.published(&pinned).unwrap().archive, rec.archive);
+        // A JVM as another user reads it through the whole path, and cannot write it.
+        let as_nobody = |cmd: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", cmd, "sh", path.to_str().unwrap()])
+                .uid(65534)
+                .gid(65534)
+                .output()
+                .unwrap()
+        };
+        let read = as_nobody("cat \"$1\"");
+        assert!(read.status.success(), "{read:?}");
+        assert_eq!(read.stdout, b"archive bytes");
+        assert!(!as_nobody("echo x >> \"$1\"").status.success());
+        assert_eq!(fs::read(&path).unwrap(), b"archive bytes");
+    }
+
+    /// The archive's file name comes from a config: a name that is a path publishes nothing,
+    /// and a symlink in the directory's place is not followed.
+    #[test]
+    fn publish_refuses_a_file_name_that_is_a_path_and_a_symlinked_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1 << 30);
+        let pinned = Digest::of(b"m");
+        let (layer, rec) = stored_layer(&store, "app.jsa", b"archive bytes", &pinned);
+        let mut bad = rec.clone();
+        bad.archive.name = "../../escaped".into();
+        let err = store.publish(&pinned, &layer, &bad).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Artifact(ArtifactError::BadArchiveName(_))),
+            "{err}"
+        );
+        assert!(!dir.path().join("escaped").exists());
+        assert_eq!(
+            fs::read_dir(dir.path().join("published")).unwrap().count(),
+            0
+        );
+
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), store.published_dir(&pinned)).unwrap();
+        let err = store.publish(&pinned, &layer, &rec).unwrap_err();
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+        assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+        assert!(store.published(&pinned).is_none());
+    }
+
+    /// Eviction removes the published file, its record and then its directory; a pod that has
+    /// the file open keeps reading it.
+    #[test]
+    fn eviction_removes_the_file_then_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), 1 << 20);
+        let pinned = Digest::of(b"m");
+        let (layer, rec) = stored_layer(&store, "app.jsa", &[7u8; 4096], &pinned);
+        let path = store.publish(&pinned, &layer, &rec).unwrap();
+        let mapped_by_a_pod = File::open(&path).unwrap();
+        store.begin(&Digest::of(b"big"), (1 << 20) - 10).unwrap();
+        assert!(store.published(&pinned).is_none());
+        assert!(!path.exists());
+        assert!(
+            !store.published_dir(&pinned).exists(),
+            "the emptied directory goes too"
+        );
+        assert!(!dir
+            .path()
+            .join("refs")
+            .join(format!("{}.json", published_dir_name(pinned.as_str())))
+            .exists());
+        let mut kept = Vec::new();
+        io::Read::read_to_end(&mut &mapped_by_a_pod, &mut kept).unwrap();
+        assert_eq!(kept, [7u8; 4096]);
+    }
+
+    /// At start: a file of the layout before one directory per archive goes, an archive with no
+    /// record goes, and an empty directory (a pod's, made by the kubelet) stays.
+    #[test]
+    fn recovery_cleans_the_published_directory_and_keeps_pods_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let published = dir.path().join("published");
+        let pinned = Digest::of(b"m");
+        {
+            let store = open(dir.path(), 1 << 30);
+            let (layer, rec) = stored_layer(&store, "app.jsa", b"archive bytes", &pinned);
+            store.publish(&pinned, &layer, &rec).unwrap();
+        }
+        let old_layout = published.join(published_dir_name(Digest::of(b"old").as_str()));
+        fs::write(&old_layout, b"x").unwrap();
+        let orphan = published.join(published_dir_name(Digest::of(b"orphan").as_str()));
+        fs::create_dir(&orphan).unwrap();
+        fs::write(orphan.join("app.jsa"), b"x").unwrap();
+        let kubelets = published.join(published_dir_name(Digest::of(b"starting").as_str()));
+        fs::create_dir(&kubelets).unwrap();
+        let store = open(dir.path(), 1 << 30);
+        assert!(!old_layout.exists());
+        assert_eq!(fs::read_dir(&orphan).unwrap().count(), 0);
+        assert!(kubelets.is_dir());
+        assert_eq!(
+            fs::read(store.published_path(&pinned, "app.jsa")).unwrap(),
+            b"archive bytes"
         );
     }
 }

@@ -216,6 +216,7 @@ pub fn node(
         fanout: 1,
         stall_timeout: Duration::from_secs(2),
         max_hops: 32,
+        max_downloads: 8,
     };
     Node::new(config, store, set, origin, transport, metrics)
 }
@@ -266,6 +267,7 @@ pub fn pinned(digest: &Digest) -> RegistryRef {
 /// The layer of `blobs` as the node downloads it.
 pub fn layer_ref(blobs: &ArchiveBlobs) -> BlobRef {
     BlobRef {
+        archive: pinned(&blobs.manifest_descriptor.digest),
         repo: REPO.parse().unwrap(),
         digest: blobs.layer_descriptor.digest.clone(),
         size: blobs.layer_descriptor.size,

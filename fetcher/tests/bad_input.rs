@@ -11,13 +11,7 @@ use support::local::{get, missing_reference, pinned_reference, LocalFetcher, BIN
 use support::push_archive;
 
 fn ask(node: &LocalFetcher, reference: &str) -> (u16, String) {
-    let digest = reference.rsplit('@').next().unwrap();
-    get(&format!(
-        "{}{}",
-        node.url,
-        api::archive_request_path(digest, reference)
-    ))
-    .expect("the fetcher answers")
+    node.ask(reference)
 }
 
 fn metric(node: &LocalFetcher, name: &str) -> f64 {
@@ -162,7 +156,12 @@ fn after_a_crash_partials_are_dropped_and_published_archives_are_hits_without_th
     // What a crash mid-download leaves behind.
     std::fs::write(store.join("tmp").join("abc.7.partial"), b"half").unwrap();
 
-    let node = LocalFetcher::start(&store, &dir.path().join("log2"), &[]);
+    // A registry that does not exist (allowed: a registry outside the list is refused first).
+    let node = LocalFetcher::start(
+        &store,
+        &dir.path().join("log2"),
+        &["--allowed-registry", "127.0.0.1:1"],
+    );
     assert_eq!(std::fs::read_dir(store.join("tmp")).unwrap().count(), 0);
     // The same digest behind a registry that does not exist: a hit must not need one.
     let unreachable = format!("127.0.0.1:1/{}@{}", fixture.repository, fixture.pinned);

@@ -33,6 +33,10 @@ fn daemonset_container(store: &str, port: u16) -> serde_json::Value {
         ("${namespace}", "classcache"),
         ("${port}", &port.to_string()),
         ("${store_dir}", store),
+        (
+            "${allowed_registries}",
+            "registry.example/shop,127.0.0.1:5000",
+        ),
     ]
     .iter()
     .fold(text, |t, (var, value)| t.replace(var, value));
@@ -134,13 +138,22 @@ fn the_daemonset_arguments_parse_to_the_install_parameters() {
     assert_eq!(serve.max_store_bytes.bytes(), 1 << 30);
     assert_eq!(serve.node_id, "node-a");
     assert_eq!(serve.namespace, "classcache");
+    let allowed: Vec<String> = serve
+        .allowed_registries
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(allowed, ["registry.example/shop", "127.0.0.1:5000"]);
     assert_eq!(
         serve.peers_service,
         classcache_core::podtemplate::PEERS_SERVICE
     );
     let probe = &container["readinessProbe"]["httpGet"];
-    assert_eq!(probe["path"], routes::HEALTHZ);
+    assert_eq!(probe["path"], routes::READYZ);
     assert_eq!(probe["port"], container["ports"][0]["name"]);
+    let liveness = &container["livenessProbe"]["httpGet"];
+    assert_eq!(liveness["path"], routes::HEALTHZ);
+    assert_eq!(liveness["port"], container["ports"][0]["name"]);
     assert_eq!(container["ports"][0]["containerPort"], 8787);
 }
 

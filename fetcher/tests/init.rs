@@ -38,7 +38,8 @@ fn deliver(fixture: &support::Fixture, node: &LocalFetcher, mode: &str, dir: &st
         stderr(&out),
         node.log_text()
     );
-    let path = dir.join(classcache_core::paths::published_file_name(&fixture.pinned));
+    let archive_dir = dir.join(classcache_core::paths::published_dir_name(&fixture.pinned));
+    let path = support::published_archive(&archive_dir);
     assert_eq!(sha_of(&path), Some(fixture.archive_sha256.clone()));
 }
 
@@ -55,10 +56,16 @@ fn copy_mode_copies_the_verified_archive_into_the_pod_volume() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(
-        leftovers.len(),
-        1,
-        "only the archive is in the volume: {leftovers:?}"
+        leftovers,
+        [std::ffi::OsString::from(
+            classcache_core::paths::published_dir_name(&fixture.pinned)
+        )],
+        "only the archive's directory is in the volume"
     );
+    let inside = std::fs::read_dir(volume.join(&leftovers[0]))
+        .unwrap()
+        .count();
+    assert_eq!(inside, 1, "only the archive is in its directory");
 }
 
 #[test]

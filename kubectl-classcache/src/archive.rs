@@ -3,6 +3,7 @@
 //! it must not edit workloads.
 
 use anyhow::{anyhow, bail, Context, Result};
+use classcache_core::allowed_registry::AllowedRegistries;
 use classcache_core::artifact::{image_volume_of, ArchiveConfig, Platform};
 use classcache_core::digest::Digest;
 use classcache_core::media_types;
@@ -58,12 +59,22 @@ impl ResolvedArchive {
         }
     }
 
-    /// The run-time options, which every platform's archive must agree on (the pod template is shared).
+    /// The run-time options, which every platform's archive must agree on (the pod template is
+    /// shared) and which carry nothing but archive options (they reach production
+    /// `JAVA_TOOL_OPTIONS`): refused here, before any workload is touched.
     pub fn runtime_config(&self) -> Result<&ArchiveConfig> {
         let first = self
             .configs
             .first()
             .ok_or_else(|| anyhow!("{}: holds no archive", self.reference))?;
+        for config in &self.configs {
+            config.check_runtime_options().with_context(|| {
+                format!(
+                    "archive {} ({}): refused, nothing was changed",
+                    self.reference, config.platform
+                )
+            })?;
+        }
         if let Some(other) = self
             .configs
             .iter()
@@ -103,6 +114,9 @@ impl ResolvedArchive {
 /// Resolves archives, remembering each answer for the rest of the run.
 pub struct Resolver {
     args: RegistryArgs,
+    /// The installed fetcher's `--allowed-registry` list (live clusters with a fetcher), with
+    /// where it was read.
+    fetcher_allows: Option<(AllowedRegistries, String)>,
     client: Option<RegistryClient>,
     explicit: HashMap<String, ResolvedArchive>,
     by_image: HashMap<String, Option<ResolvedArchive>>,
@@ -113,6 +127,7 @@ impl Resolver {
         Resolver {
             args: args.clone(),
             client: None,
+            fetcher_allows: None,
             explicit: HashMap::new(),
             by_image: HashMap::new(),
         }
@@ -130,6 +145,29 @@ impl Resolver {
         .context("cannot set up the registry client")?;
         self.client = Some(client.clone());
         Ok(client)
+    }
+
+    /// Remembers the registries the installed fetcher (`source` names its DaemonSet) pulls from.
+    pub fn set_fetcher_allows(&mut self, allowed: AllowedRegistries, source: String) {
+        self.fetcher_allows = Some((allowed, source));
+    }
+
+    /// Refuses an archive whose registry the installed fetcher would refuse: its pods would
+    /// start without the archive, so `enable` fails before patching, with the fix.
+    pub fn check_fetcher_allows(&self, archive: &ResolvedArchive) -> Result<()> {
+        // A layout archive never reaches a fetcher by registry.
+        let (Some((allowed, source)), Ok(ArchiveLocation::Registry(reference))) = (
+            &self.fetcher_allows,
+            archive.reference.parse::<ArchiveLocation>(),
+        ) else {
+            return Ok(());
+        };
+        allowed.check(&reference).with_context(|| {
+            format!(
+                "archive {}: the installed fetcher ({source}) would refuse it; nothing was changed",
+                archive.reference
+            )
+        })
     }
 
     /// Checks that the archive's image-volume form is in its registry: a pod whose image volume
@@ -377,4 +415,47 @@ fn newest<'a>(entries: impl Iterator<Item = &'a Descriptor>) -> Option<&'a Descr
         a.annotation(ANNOTATION_CREATED)
             .cmp(&b.annotation(ANNOTATION_CREATED))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(reference: &str) -> ResolvedArchive {
+        ResolvedArchive {
+            reference: reference.into(),
+            configs: vec![],
+            image_digest: None,
+            notes: vec![],
+            image_volume: None,
+        }
+    }
+
+    /// The installed fetcher's list decides; layouts and clusters without a fetcher pass.
+    #[test]
+    fn archives_the_installed_fetcher_would_refuse_are_refused_with_the_fix() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let mut resolver = Resolver::new(&RegistryArgs::default());
+        let elsewhere = resolved(&format!("localhost:5055/shop/app@{digest}"));
+        assert!(
+            resolver.check_fetcher_allows(&elsewhere).is_ok(),
+            "no fetcher read"
+        );
+        let allowed = AllowedRegistries::from_args(&["--allowed-registry=127.0.0.1:5055"]).unwrap();
+        resolver.set_fetcher_allows(allowed, "daemonset classcache/classcache-fetcher".into());
+        let e = format!(
+            "{:#}",
+            resolver.check_fetcher_allows(&elsewhere).unwrap_err()
+        );
+        assert!(
+            e.contains("kubectl classcache install --allowed-registry localhost:5055")
+                && e.contains("daemonset classcache/classcache-fetcher")
+                && e.contains("nothing was changed"),
+            "{e}"
+        );
+        let ok = resolved(&format!("127.0.0.1:5055/shop/app@{digest}"));
+        assert!(resolver.check_fetcher_allows(&ok).is_ok());
+        let layout = resolved(&format!("oci:/tmp/layout@{digest}"));
+        assert!(resolver.check_fetcher_allows(&layout).is_ok());
+    }
 }

@@ -23,8 +23,8 @@ Examples:
   # What runs with which archive
   kubectl classcache status -A
 
-  # Install the node fetcher
-  kubectl classcache install --image registry.example/classcache-fetcher:0.1.0
+  # Install the node fetcher; it pulls archives only from the registries allowed here
+  kubectl classcache install --image registry.example/classcache-fetcher:0.1.0 --allowed-registry registry.example/shop
 ";
 
 #[derive(Parser, Debug)]
@@ -194,7 +194,22 @@ pub struct RenderArgs {
     /// An image pull secret for the fetcher image itself
     #[arg(long)]
     pub image_pull_secret: Option<String>,
+    /// A registry the fetcher may pull archives from, HOST[:PORT][/repo-prefix] (exact host, the
+    /// port as written, whole path segments); repeat for several. Required: the fetcher holds
+    /// the cluster's registry credentials, so it speaks to no other registry
+    #[arg(
+        long = "allowed-registry",
+        value_name = "HOST[:PORT][/REPO-PREFIX]",
+        required = true
+    )]
+    pub allowed_registries: Vec<classcache_core::allowed_registry::AllowedRegistry>,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
 }
+
+/// `install --require-signature --signature-key FILE…`: the fetchers' signature policy; the
+/// keys go into a ConfigMap, the flags into the DaemonSet's fetcher args.
+pub use classcache_core::fetcher::args::SignatureArgs;
 
 #[derive(Args, Debug, Clone)]
 pub struct UninstallArgs {

@@ -6,11 +6,13 @@ use classcache_core::podtemplate::FETCHER_PORT;
 use classcache_core::size::ByteSize;
 use serde_json::Value;
 
-use crate::cli::RenderArgs;
+use crate::cli::{RenderArgs, SignatureArgs};
 use crate::manifest::parse_documents;
+use classcache_core::artifact::signature::PublicKey;
+use classcache_core::fetcher::args as fetcher_flags;
 
 /// The templates, in apply order (the namespace first; `uninstall` goes backwards).
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     (
         "namespace.yaml",
         include_str!("../../templates/namespace.yaml"),
@@ -27,6 +29,10 @@ const TEMPLATES: [(&str, &str); 6] = [
     (
         "services.yaml",
         include_str!("../../templates/services.yaml"),
+    ),
+    (
+        "signature-keys.yaml",
+        include_str!("../../templates/signature-keys.yaml"),
     ),
     (
         "daemonset.yaml",
@@ -60,6 +66,15 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Value>> {
         ("store_dir", store_dir.to_string()),
         ("max_size", args.max_size.clone()),
         ("port", FETCHER_PORT.to_string()),
+        // The fetcher splits its --allowed-registry values on `,` (an entry cannot hold one).
+        (
+            "allowed_registries",
+            args.allowed_registries
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         (
             "registry_config",
             registry_config.clone().unwrap_or_default(),
@@ -68,6 +83,9 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Value>> {
     let mut objects = vec![];
     for (name, text) in TEMPLATES {
         if name == "registry-secret.yaml" && registry_config.is_none() {
+            continue;
+        }
+        if name == "signature-keys.yaml" && !args.signatures.require_signature {
             continue;
         }
         for mut doc in parse_documents(text, name)? {
@@ -81,7 +99,46 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Value>> {
                 serde_json::json!([{"name": secret}]);
         }
     }
+    add_signature_keys(&mut objects, &args.signatures)?;
     Ok(objects)
+}
+
+/// `--require-signature`: each `--signature-key` file (checked to be a usable public key) into
+/// the ConfigMap's data as `key-<n>.pub`, and the fetcher's args naming them where it is mounted.
+fn add_signature_keys(objects: &mut [Value], signatures: &SignatureArgs) -> Result<()> {
+    if !signatures.require_signature {
+        return Ok(());
+    }
+    let mut data = serde_json::Map::new();
+    let mut fetcher_args = vec![format!("--{}", fetcher_flags::REQUIRE_SIGNATURE_FLAG)];
+    for (n, path) in signatures.signature_keys.iter().enumerate() {
+        let pem = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "cannot read --signature-key {}; pass the path of a PEM public key",
+                path.display()
+            )
+        })?;
+        PublicKey::from_pem(&pem, &format!("--signature-key {}", path.display()))?;
+        let name = format!("key-{}.pub", n + 1);
+        fetcher_args.push(format!("--{}", fetcher_flags::SIGNATURE_KEY_FLAG));
+        fetcher_args.push(format!("{}/{name}", fetcher_flags::SIGNATURE_KEYS_DIR));
+        data.insert(name, Value::from(pem));
+    }
+    for o in objects.iter_mut() {
+        if o["kind"] == "ConfigMap"
+            && o["metadata"]["name"] == fetcher_flags::SIGNATURE_KEYS_CONFIGMAP
+        {
+            o["data"] = Value::Object(data.clone());
+        }
+        if o["kind"] == "DaemonSet" {
+            if let Some(list) =
+                o["spec"]["template"]["spec"]["containers"][0]["args"].as_array_mut()
+            {
+                list.extend(fetcher_args.iter().cloned().map(Value::from));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Replaces `${name}` in every string; a string that is exactly `${port}` becomes a number.
@@ -126,7 +183,24 @@ mod tests {
             max_size: "5Gi".into(),
             registry_config: None,
             image_pull_secret: Some("pull".into()),
+            signatures: Default::default(),
+            allowed_registries: vec![
+                "registry.example/shop".parse().unwrap(),
+                "[fd00::1]:5000".parse().unwrap(),
+            ],
         }
+    }
+
+    /// The DaemonSet carries every allowed registry, read back as `enable` reads it.
+    #[test]
+    fn allowed_registries_render_into_the_fetchers_args() {
+        let objects = render(&defaults()).unwrap();
+        let ds = objects.iter().find(|o| o["kind"] == "DaemonSet").unwrap();
+        let args: Vec<String> =
+            serde_json::from_value(ds["spec"]["template"]["spec"]["containers"][0]["args"].clone())
+                .unwrap();
+        let read = classcache_core::allowed_registry::AllowedRegistries::from_args(&args).unwrap();
+        assert_eq!(read.0, defaults().allowed_registries);
     }
 
     #[test]
@@ -181,6 +255,87 @@ mod tests {
         assert!(objects
             .iter()
             .all(|o| o["metadata"]["labels"][names::PART_OF_LABEL.0] == names::PART_OF_LABEL.1));
+    }
+
+    #[test]
+    fn require_signature_stores_the_keys_and_passes_them_to_the_fetcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = classcache_core::artifact::signature::SigningKey::from_pem(
+            classcache_core::testing::SIGNING_KEY_PEM,
+            "k",
+        )
+        .unwrap();
+        let (a, b) = (dir.path().join("a.pub"), dir.path().join("b.pub"));
+        std::fs::write(&a, key.public_key_pem()).unwrap();
+        std::fs::write(&b, key.public_key_pem()).unwrap();
+        let signed = |keys: Vec<std::path::PathBuf>| RenderArgs {
+            signatures: SignatureArgs {
+                require_signature: true,
+                signature_keys: keys,
+            },
+            ..defaults()
+        };
+        let objects = render(&signed(vec![a.clone(), b])).unwrap();
+        let cm = objects
+            .iter()
+            .find(|o| o["kind"] == "ConfigMap")
+            .expect("the keys ConfigMap");
+        assert_eq!(
+            cm["metadata"]["name"],
+            fetcher_flags::SIGNATURE_KEYS_CONFIGMAP
+        );
+        assert_eq!(cm["metadata"]["namespace"], "cc");
+        assert_eq!(cm["data"]["key-1.pub"], key.public_key_pem());
+        assert_eq!(cm["data"]["key-2.pub"], key.public_key_pem());
+        let ds = objects.iter().find(|o| o["kind"] == "DaemonSet").unwrap();
+        let pod = &ds["spec"]["template"]["spec"];
+        let args: Vec<String> =
+            serde_json::from_value(pod["containers"][0]["args"].clone()).unwrap();
+        let dir_of = fetcher_flags::SIGNATURE_KEYS_DIR;
+        assert!(
+            args.ends_with(&[
+                "--require-signature".into(),
+                "--signature-key".into(),
+                format!("{dir_of}/key-1.pub"),
+                "--signature-key".into(),
+                format!("{dir_of}/key-2.pub"),
+            ]),
+            "{args:?}"
+        );
+        let mount = pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mountPath"] == dir_of)
+            .expect("the keys are mounted where the args say");
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        assert_eq!(
+            volume["configMap"]["name"],
+            fetcher_flags::SIGNATURE_KEYS_CONFIGMAP
+        );
+        // Without the flag: no ConfigMap, no signature args.
+        let plain = render(&defaults()).unwrap();
+        assert!(plain.iter().all(|o| o["kind"] != "ConfigMap"));
+        assert!(!serde_json::to_string(&plain)
+            .unwrap()
+            .contains("--require-signature"));
+        // A file that is not a public key is refused, named, with the fix.
+        let e = render(&signed(vec![dir.path().join("missing.pub")])).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cannot read --signature-key"),
+            "{e:#}"
+        );
+        std::fs::write(&a, classcache_core::testing::SIGNING_KEY_PEM).unwrap();
+        let e = format!("{:#}", render(&signed(vec![a])).unwrap_err());
+        assert!(
+            e.contains("a.pub") && e.contains("not a PUBLIC KEY") && e.contains("openssl"),
+            "{e}"
+        );
     }
 
     #[test]

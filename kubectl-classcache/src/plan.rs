@@ -164,6 +164,11 @@ pub async fn plan_for(
         for (_, archive) in &chosen {
             resolver.check_image_volume(archive).await?;
         }
+    } else {
+        // Delivered by the node fetcher, which pulls only from the registries it allows.
+        for (_, archive) in &chosen {
+            resolver.check_fetcher_allows(archive)?;
+        }
     }
 
     let mut plan_containers = vec![];

@@ -27,6 +27,41 @@ fn petclinic(ns: &str, replicas: u64) -> Value {
     deploy
 }
 
+/// The fixture's petclinic archive pushed to `registry` (the harness registry under some name);
+/// its pinned reference.
+fn push_petclinic_archive(registry: &str) -> String {
+    let repo: classcache_core::reference::RegistryRef = format!(
+        "{registry}/{}",
+        classcache_e2e::unique_name("petclinic-archive")
+    )
+    .parse()
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("app.jsa");
+    std::fs::write(&file, b"archive bytes".repeat(100)).unwrap();
+    let image_digest = classcache_core::digest::Digest::of(b"petclinic image");
+    let config = archive_config(
+        "registry.example/shop/petclinic:3.2.0",
+        image_digest.as_str(),
+        &[],
+        &[],
+    );
+    let subject = classcache_core::oci::Descriptor::new(
+        classcache_core::media_types::OCI_MANIFEST,
+        image_digest,
+        500,
+    );
+    let pushed = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async {
+            classcache_oci::registry::RegistryClient::with_defaults()?
+                .push_archive(&repo, config, &file, Some(subject))
+                .await
+        })
+        .unwrap();
+    format!("{repo}@{}", pushed.manifest_digest)
+}
+
 /// An archive trained on the fixture's petclinic image, in an OCI layout under `dir`.
 fn petclinic_archive(dir: &std::path::Path) -> String {
     make_archive(
@@ -623,7 +658,14 @@ fn install_applies_and_uninstall_refuses_while_enabled() {
     let archive = petclinic_archive(tmp.path());
     seed(c, &petclinic(&ns.name, 0));
 
-    let (code, _, err) = c.plugin(&["install", "--dry-run=server", "--image", image]);
+    let (code, _, err) = c.plugin(&[
+        "install",
+        "--dry-run=server",
+        "--image",
+        image,
+        "--allowed-registry",
+        c.harness.registry.as_str(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("namespace/classcache applied (server dry run)")
@@ -635,9 +677,17 @@ fn install_applies_and_uninstall_refuses_while_enabled() {
         "a server dry run stores nothing"
     );
 
-    let (code, out, err) = c.plugin(&["install", "--image", image, "-o", "yaml"]);
+    let (code, out, err) = c.plugin(&[
+        "install",
+        "--image",
+        image,
+        "-o",
+        "yaml",
+        "--allowed-registry",
+        c.harness.registry.as_str(),
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(parse_yaml(&out).len(), 6);
+    assert_eq!(parse_yaml(&out).len(), 8);
     let ds = c
         .find(Some("classcache"), "daemonset/classcache-fetcher")
         .expect("the DaemonSet is stored");
@@ -654,10 +704,23 @@ fn install_applies_and_uninstall_refuses_while_enabled() {
         c.get(&["service/classcache-peers", "-n", "classcache"])["spec"]["clusterIP"],
         "None"
     );
-    let (code, _, err) = c.plugin(&["install", "--image", image]);
+    let (code, _, err) = c.plugin(&[
+        "install",
+        "--image",
+        image,
+        "--allowed-registry",
+        c.harness.registry.as_str(),
+    ]);
     assert_eq!(code, 0, "install twice is fine: {err}");
     // With the namespace there, the real server checks every object of a dry run.
-    let (code, _, err) = c.plugin(&["install", "--dry-run=server", "--image", "other:1"]);
+    let (code, _, err) = c.plugin(&[
+        "install",
+        "--dry-run=server",
+        "--image",
+        "other:1",
+        "--allowed-registry",
+        c.harness.registry.as_str(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("daemonset.apps/classcache-fetcher applied (server dry run)")
@@ -669,6 +732,32 @@ fn install_applies_and_uninstall_refuses_while_enabled() {
             ["containers"][0]["image"],
         image,
         "a server dry run stores nothing"
+    );
+
+    // The installed fetcher allows only the harness registry by its address: the same registry
+    // named `localhost:PORT` is another registry to it, so enable refuses before patching.
+    let port = c.harness.registry.rsplit_once(':').unwrap().1;
+    let elsewhere = push_petclinic_archive(&format!("localhost:{port}"));
+    let before = c.get(&["deploy/petclinic", "-n", &ns.name]);
+    let (code, _, err) = c.plugin(&[
+        "enable",
+        "deploy/petclinic",
+        "-n",
+        &ns.name,
+        "--archive",
+        &elsewhere,
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "kubectl classcache install --allowed-registry localhost:{port}"
+        )) && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        stored_part(&c.get(&["deploy/petclinic", "-n", &ns.name])),
+        stored_part(&before),
+        "the workload is left as it was"
     );
 
     let (code, _, err) = c.plugin(&[

@@ -85,7 +85,7 @@ fn enable_finds_the_images_archive_in_the_registry() {
     assert_eq!(
         t["spec"]["containers"][0]["env"][0]["value"],
         format!(
-            "-XX:SharedArchiveFile=/classcache/{} -Xshare:auto",
+            "-XX:SharedArchiveFile=/classcache/{}/app.jsa -Xshare:auto",
             archive_digest.to_string().replace(':', "-")
         )
     );

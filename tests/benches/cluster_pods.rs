@@ -176,10 +176,9 @@ fn main() {
         .expect("enable pins the archive");
     let pinned: Value = serde_json::from_str(annotation).unwrap();
     let reference = pinned["app"].as_str().unwrap().to_string();
-    let digest = reference.rsplit_once('@').unwrap().1.to_string();
     let (layer, layer_size) = c.archive_layer(&reference);
     let log_lines = || c.registry_log().lines().count();
-    let file_name = classcache_core::paths::published_file_name(&digest);
+    let file_name = c.pod_archive_path(&reference);
 
     // The first enabled start on a node with no copy: the registry pull and unpack included.
     let log_mark = log_lines();

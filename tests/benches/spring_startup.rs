@@ -27,7 +27,7 @@
 //! (`bash tests/harness/up.sh`) and the `classcache-build` binary of the workspace.
 
 use classcache_core::jvm::java_tool_options;
-use classcache_core::paths::{pod_archive_path, published_file_name, POD_ARCHIVE_DIR};
+use classcache_core::paths::{pod_archive_dir, pod_archive_path};
 use classcache_core::reference::RegistryRef;
 use classcache_e2e::apps::{
     free_port, otel_agent_version, spring_boot_image, spring_started_seconds, train_report,
@@ -328,11 +328,14 @@ fn failure_lines(logs: &str) -> String {
 }
 
 /// classcache's archive for one workload kind: the build's report, the archive pulled from the
-/// registry into a directory mounted read-only at [`POD_ARCHIVE_DIR`], and its run-time options.
+/// registry into the archive's own directory, mounted read-only at [`pod_archive_dir`] as a pod
+/// mounts it, and its run-time options.
 struct Classcache {
     report: Value,
     build_wall: Duration,
     dir: tempfile::TempDir,
+    /// `pod_archive_dir(pinned)`, where the container sees `dir`.
+    mount_at: String,
     runtime_options: Vec<String>,
     pulled_bytes: u64,
 }
@@ -380,27 +383,32 @@ fn classcache_archive(
         .unwrap_or_else(|| panic!("{reference} is not pinned to a digest"));
 
     // As the node fetcher does: pull the pinned archive from the registry, verified, into the
-    // directory the pod mounts read-only, under the file name the pod template names.
+    // archive's own directory the pod mounts read-only, under its own file name (known once
+    // its config is pulled).
     let dir = shared_dir(0o755);
-    let dest = dir.path().join(published_file_name(pinned.as_str()));
+    let dest = dir.path().join("pulled");
     let pulled = rt
         .block_on(async {
             let client = RegistryClient::new(RegistryOptions::default())?;
             client.pull_archive(&reference, None, &dest).await
         })
         .unwrap_or_else(|e| panic!("pull {reference}: {e}"));
-    std::fs::set_permissions(&pulled.path, std::fs::Permissions::from_mode(0o644))
+    let archive_file = pulled.config.archive.name.clone();
+    let named = dir.path().join(&archive_file);
+    std::fs::rename(&pulled.path, &named).expect("name the pulled archive");
+    std::fs::set_permissions(&named, std::fs::Permissions::from_mode(0o444))
         .expect("chmod the pulled archive");
-    let pulled_bytes = std::fs::metadata(&pulled.path)
+    let pulled_bytes = std::fs::metadata(&named)
         .expect("the pulled archive exists")
         .len();
     let runtime_options = pulled
         .config
-        .runtime_options_for(&pod_archive_path(pinned.as_str()));
+        .runtime_options_for(&pod_archive_path(pinned.as_str(), &archive_file));
     Classcache {
         report,
         build_wall,
         dir,
+        mount_at: pod_archive_dir(pinned.as_str()),
         runtime_options,
         pulled_bytes,
     }
@@ -525,7 +533,7 @@ fn bench_jdk(h: &Harness, rt: &tokio::runtime::Runtime, boot: SpringBoot, runs: 
                 ));
                 Launch {
                     env,
-                    mounts: vec![format!("{}:{POD_ARCHIVE_DIR}:ro", cc.dir.path().display())],
+                    mounts: vec![format!("{}:{}:ro", cc.dir.path().display(), cc.mount_at)],
                     java_args: None,
                 }
             }

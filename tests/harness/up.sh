@@ -50,6 +50,7 @@
 #   CLASSCACHE_JDK17_IMAGE  CLASSCACHE_JDK25_IMAGE  CLASSCACHE_JDK17_HOME  CLASSCACHE_JDK25_HOME
 #   (host JDKs)  CLASSCACHE_JDK17_IMAGE_HOME  CLASSCACHE_JDK25_IMAGE_HOME (JAVA_HOME in images)
 #   CLASSCACHE_DOCKER_NETWORK (host)  CLASSCACHE_DOCKER_API_VERSION (1.41; bollard: negotiate)
+#   CLASSCACHE_ZIZMOR (the pinned zizmor, tests/harness/tools/zizmor.sh)
 # Rust tests read it through `classcache_e2e::harness()`; shells: `. .harness/env`.
 # Concurrent calls are serialised by flock on $H/up.lock; a warm call takes about 0.2 s, a
 # cold one about 25 s here (plus apt-get when packages are missing).
@@ -477,6 +478,10 @@ verify_build_and_push
 	done
 } >"$H/env.tmp"
 mv "$H/env.tmp" "$H/env"
+# zizmor for tests/tests/workflows_zizmor.rs: pinned, in a venv cached by version under
+# /var/cache/classcache (the script's header says more); it prints CLASSCACHE_ZIZMOR for $H/env.
+"$REPO_ROOT/tests/harness/tools/zizmor.sh" >>"$H/env" 9>&- || die "tests/harness/tools/zizmor.sh failed (its message above)"
+"$REPO_ROOT/tests/harness/tools/cosign.sh" >>"$H/env" 9>&- || die "tests/harness/tools/cosign.sh failed (its message above)" # CLASSCACHE_COSIGN for the signature tests
 # The Kubernetes cluster (tests/harness/cluster-up.sh documents it and the names it adds
 # to $H/env); CLASSCACHE_HARNESS_CLUSTER=0 skips it.
 if [ "${CLASSCACHE_HARNESS_CLUSTER:-1}" != 0 ]; then

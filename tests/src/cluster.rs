@@ -319,13 +319,7 @@ impl Cluster {
     /// The layer (digest, size) of the archive `reference` (`repo@sha256:…`, an archive
     /// manifest or an index of them, whose first entry is taken), read from the registry.
     pub fn archive_layer(&self, reference: &str) -> (String, u64) {
-        let repository = reference.rsplit_once('@').expect("a pinned reference").0;
-        let manifest = self.registry_manifest(reference);
-        if let Some(first) = manifest["manifests"].as_array().and_then(|m| m.first()) {
-            let platform = format!("{repository}@{}", first["digest"].as_str().unwrap());
-            return self.archive_layer(&platform);
-        }
-        let layer = &manifest["layers"][0];
+        let layer = self.archive_layer_descriptor(reference);
         (
             layer["digest"]
                 .as_str()
@@ -333,6 +327,28 @@ impl Cluster {
                 .to_string(),
             layer["size"].as_u64().expect("a layer size"),
         )
+    }
+
+    /// Where the JVM of a pod enabled with the pinned `reference` sees its archive:
+    /// `paths::pod_archive_path` with the file name the archive's layer carries.
+    pub fn pod_archive_path(&self, reference: &str) -> String {
+        let pinned = reference.rsplit_once('@').expect("a pinned reference").1;
+        let layer = self.archive_layer_descriptor(reference);
+        let file = layer["annotations"]["org.opencontainers.image.title"]
+            .as_str()
+            .expect("the archive layer names its file");
+        classcache_core::paths::pod_archive_path(pinned, file)
+    }
+
+    /// The archive layer's descriptor (of the first platform's archive for an index).
+    fn archive_layer_descriptor(&self, reference: &str) -> Value {
+        let repository = reference.rsplit_once('@').expect("a pinned reference").0;
+        let manifest = self.registry_manifest(reference);
+        if let Some(first) = manifest["manifests"].as_array().and_then(|m| m.first()) {
+            let platform = format!("{repository}@{}", first["digest"].as_str().unwrap());
+            return self.archive_layer_descriptor(&platform);
+        }
+        manifest["layers"][0].clone()
     }
 
     /// The manifest or index `reference` (`registry/repo@sha256:…` or `registry/repo:tag`)
@@ -425,7 +441,12 @@ impl Cluster {
     /// node first), then waits for a Ready fetcher on every node. Idempotent.
     pub fn install_fetcher(&self) {
         self.fetcher_image();
-        self.plugin_ok(&["install"]);
+        // The archives the tests enable are in the harness registry.
+        self.plugin_ok(&[
+            "install",
+            "--allowed-registry",
+            self.harness.registry.as_str(),
+        ]);
         self.rollout_status(
             "classcache",
             "ds/classcache-fetcher",
@@ -504,7 +525,8 @@ fn ok<S: AsRef<OsStr>>(program: &Path, args: &[S], output: Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-/// Σ Pss and Σ Rss (kB) of every mapping of a file whose path ends with `file_name`, in the
+/// Σ Pss and Σ Rss (kB) of every mapping of a file whose path ends with `file_name` (e.g. the
+/// pod's whole archive path, [`Cluster::pod_archive_path`]), in the
 /// processes of the pods `pods` (found by the `HOSTNAME` the kubelet gives each pod; the nodes
 /// share this machine's PID namespace), and how many of those processes map it.
 pub fn archive_mappings(pods: &[String], file_name: &str) -> (u64, u64, usize) {
@@ -549,4 +571,58 @@ pub fn archive_mappings(pods: &[String], file_name: &str) -> (u64, u64, usize) {
         processes += usize::from(found);
     }
     (pss, rss, processes)
+}
+
+/// The uid the example app's image runs as ([`crate::apps::APP_USER`]).
+pub const APP_UID: u32 = 65532;
+
+/// A Deployment of an example-app image serving (`args: ["serve"]`) as the cluster tests run it:
+/// non-root as `uid`, restricted-profile compliant, with its own JVM options (class-load logging,
+/// a heap size) in JAVA_TOOL_OPTIONS as real workloads carry them, ready once the app answers.
+/// `placement` is pod-spec YAML at the spec's level (a nodeSelector, spread constraints), or "".
+pub fn jvm_deployment(
+    name: &str,
+    namespace: &str,
+    image: &str,
+    replicas: usize,
+    uid: u32,
+    placement: &str,
+) -> String {
+    let placement: String = placement.lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+{placement}      securityContext:
+        runAsNonRoot: true
+        runAsUser: {uid}
+        runAsGroup: {uid}
+        seccompProfile: {{type: RuntimeDefault}}
+      containers:
+        - name: app
+          image: {image}
+          args: ["serve"]
+          env:
+            - name: JAVA_TOOL_OPTIONS
+              value: "-Xlog:class+load=info:stdout -Xmx128m"
+          securityContext:
+            allowPrivilegeEscalation: false
+            capabilities: {{drop: ["ALL"]}}
+          readinessProbe:
+            exec:
+              command: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/ready"]
+            periodSeconds: 1
+"#
+    )
 }

@@ -10,6 +10,7 @@
 pub mod apps;
 pub mod cluster;
 pub mod container;
+pub mod cosign;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

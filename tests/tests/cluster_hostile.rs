@@ -3,8 +3,8 @@
 //! Malformed and traversing digests, unknown archives and absurd ranges get a clear 4xx, never a
 //! file outside the store, and the fetchers keep running (no restart, still healthy).
 //!
-//! Who may call the fetcher, and the `/v1/blobs` size and repository a caller chooses, are the
-//! security issue's work; this test holds what already stands.
+//! Who may call the fetcher is tested in `cluster_callers.rs`; this test holds the input checks
+//! that come before it.
 
 use classcache_core::fetcher::http::{archive_file_path, archive_path, routes};
 use classcache_core::podtemplate::FETCHER_PORT;
@@ -84,10 +84,13 @@ fn fetchers_on_the_node_network_refuse_hostile_paths_and_keep_serving() {
                 "{ip}{path}: the answer names the form: {body}"
             );
         }
-        for path in [archive_path(&unknown), archive_file_path(&unknown)] {
-            let (status, body) = get(&format!("{base}{path}"), &[]);
-            assert_eq!(status, 404, "{ip}{path}: {body}");
-        }
+        let path = archive_path(&unknown);
+        let (status, body) = get(&format!("{base}{path}"), &[]);
+        assert_eq!(status, 404, "{ip}{path}: {body}");
+        // Archive bytes only for a pod on the node that pins them: this host is none.
+        let path = archive_file_path(&unknown);
+        let (status, body) = get(&format!("{base}{path}"), &[]);
+        assert_eq!(status, 403, "{ip}{path}: {body}");
         for path in ["/../../../../etc/passwd", "/v1/archives/../../etc/passwd"] {
             let (status, body) = get(&format!("{base}{path}"), &[]);
             assert!(

@@ -7,7 +7,7 @@
 
 use classcache_core::podtemplate::DEFAULT_FETCHER_IMAGE;
 use classcache_e2e::apps::trained_example_app;
-use classcache_e2e::cluster::{cluster, exclusive, Cluster};
+use classcache_e2e::cluster::{cluster, exclusive, jvm_deployment, Cluster, APP_UID};
 use classcache_e2e::repo_root;
 use classcache_e2e::step;
 use serde_json::Value;
@@ -15,49 +15,23 @@ use std::time::Duration;
 
 const ROLLOUT: Duration = Duration::from_secs(300);
 
-/// A Deployment of the app with one replica per node, its own JVM options (class-load logging,
-/// a heap size) in JAVA_TOOL_OPTIONS, as real workloads carry them.
+/// Pods of a Deployment spread over the nodes, one per node.
+const ONE_PER_NODE: &str = "topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: DoNotSchedule
+    labelSelector:
+      matchLabels: {app: NAME}";
+
+/// The app's Deployment with one replica per node (`placement` with the app's name).
 fn app_deployment(name: &str, namespace: &str, image: &str, replicas: usize) -> String {
-    format!(
-        r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  replicas: {replicas}
-  selector:
-    matchLabels: {{app: {name}}}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      topologySpreadConstraints:
-        - maxSkew: 1
-          topologyKey: kubernetes.io/hostname
-          whenUnsatisfiable: DoNotSchedule
-          labelSelector:
-            matchLabels: {{app: {name}}}
-      securityContext:
-        runAsNonRoot: true
-        runAsUser: 65532
-        seccompProfile: {{type: RuntimeDefault}}
-      containers:
-        - name: app
-          image: {image}
-          args: ["serve"]
-          env:
-            - name: JAVA_TOOL_OPTIONS
-              value: "-Xlog:class+load=info:stdout -Xmx128m"
-          securityContext:
-            allowPrivilegeEscalation: false
-            capabilities: {{drop: ["ALL"]}}
-          readinessProbe:
-            exec:
-              command: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/ready"]
-            periodSeconds: 1
-"#
+    jvm_deployment(
+        name,
+        namespace,
+        image,
+        replicas,
+        APP_UID,
+        &ONE_PER_NODE.replace("NAME", name),
     )
 }
 

@@ -95,6 +95,17 @@ pub struct Verification {
 }
 
 impl ArchiveConfig {
+    /// Refuses run-time options no archive needs (see [`crate::jvm::check_archive_options`]): the
+    /// one check `enable` and the fetcher make before an archive reaches a workload.
+    pub fn check_runtime_options(&self) -> Result<(), crate::jvm::RefusedOption> {
+        let baked_agent = self
+            .agent
+            .as_ref()
+            .filter(|a| a.identity.mode == crate::key::AgentMode::Baked)
+            .map(|a| a.path.as_str());
+        crate::jvm::check_archive_options(&self.runtime_options, baked_agent)
+    }
+
     /// The run-time JVM options with the archive's path filled in.
     pub fn runtime_options_for(&self, archive_path: &str) -> Vec<String> {
         self.runtime_options

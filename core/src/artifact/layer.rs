@@ -22,7 +22,9 @@ pub struct PackedLayer {
     pub diff_id: Digest,
 }
 
-fn check_archive_name(name: &str) -> Result<(), ArtifactError> {
+/// An archive's file name must be one plain path component: the fetcher and the pod join it to
+/// the archive's own directory.
+pub fn check_archive_name(name: &str) -> Result<(), ArtifactError> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
         return Err(ArtifactError::BadArchiveName(name.to_string()));
     }
@@ -181,6 +183,18 @@ fn extract_single_file<R: Read, W: Write>(
             archive.name
         )));
     }
+    // Checked before a byte is written: a small gzip layer must not unpack to far more than
+    // its config says (the tar reader yields exactly the header's size).
+    let header_size = entry
+        .header()
+        .size()
+        .map_err(|e| bad(format!("has an unreadable entry size ({e})")))?;
+    if header_size != archive.size {
+        return Err(bad(format!(
+            "holds {header_size} bytes of {path:?}, but its config says {}",
+            archive.size
+        )));
+    }
     let mut writer = HashingWriter::new(BufWriter::with_capacity(256 * 1024, out));
     io::copy(&mut entry, &mut writer)
         .map_err(|e| bad(format!("could not be decompressed ({e})")))?;
@@ -195,4 +209,42 @@ fn extract_single_file<R: Read, W: Write>(
         return Err(bad(format!("holds more than one file (also {name:?})")));
     }
     Ok((out, counter))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts what an unpack writes.
+    #[derive(Debug)]
+    struct Counting(u64);
+
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_layer_that_unpacks_to_more_than_its_config_says_writes_nothing() {
+        // 64 MiB of zeros gzip to a few tens of KB: a tar bomb for a config claiming 1 KiB.
+        let big = 64u64 << 20;
+        let (gz, packed) = pack_layer(io::repeat(0).take(big), big, "app.jsa", Vec::new()).unwrap();
+        assert!(gz.len() < 1 << 20, "{}", gz.len());
+        let mut claimed = packed.archive.clone();
+        claimed.size = 1024;
+        let mut out = Counting(0);
+        let Err(e) = extract_single_file(&gz[..], &claimed, &mut out, "r@d") else {
+            panic!("a layer over its config's size is refused");
+        };
+        assert!(e.to_string().contains("its config says 1024"), "{e}");
+        assert_eq!(out.0, 0, "refused before writing");
+        let e = unpack_layer(&gz[..], &packed.descriptor, &claimed, Counting(0), "r@d")
+            .expect_err("refused");
+        assert!(matches!(e, ArtifactError::BadLayer { .. }), "{e}");
+    }
 }

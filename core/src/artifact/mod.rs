@@ -5,6 +5,7 @@ mod config;
 mod image_volume;
 mod layer;
 mod manifest;
+pub mod signature;
 
 pub use config::*;
 pub use image_volume::*;

@@ -10,6 +10,31 @@ pub const INIT_SUBCOMMAND: &str = "init";
 /// The subcommand the DaemonSet's container runs.
 pub const SERVE_SUBCOMMAND: &str = "serve";
 
+/// `serve` flag: publish only archives whose pinned digest has a cosign signature by one of
+/// the `--signature-key` keys naming exactly that digest.
+pub const REQUIRE_SIGNATURE_FLAG: &str = "require-signature";
+/// `serve` flag, repeatable: a PEM public key (ECDSA P-256) archive signatures are checked against.
+pub const SIGNATURE_KEY_FLAG: &str = "signature-key";
+/// The ConfigMap (in the classcache namespace) `install --signature-key` stores the public keys in.
+pub const SIGNATURE_KEYS_CONFIGMAP: &str = "classcache-signature-keys";
+/// Where the DaemonSet mounts that ConfigMap; each key is `<dir>/<its key in the ConfigMap>`.
+pub const SIGNATURE_KEYS_DIR: &str = "/etc/classcache/signature-keys";
+
+/// `--require-signature --signature-key FILE…`, the same flags on `kubectl classcache install`
+/// (which stores the keys and renders the flags into the DaemonSet) and on the fetcher's `serve`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct SignatureArgs {
+    /// Publish only archives whose pinned digest has a cosign signature (`classcache-build
+    /// --sign-key`, `cosign sign --key`) by one of the --signature-key keys naming exactly that
+    /// digest; others are refused before any byte of them is fetched
+    #[arg(long = REQUIRE_SIGNATURE_FLAG, requires = "signature_keys")]
+    pub require_signature: bool,
+    /// A PEM public key (ECDSA P-256: cosign's .pub, `openssl ec -pubout`) that archive
+    /// signatures are checked against; repeat for several
+    #[arg(long = SIGNATURE_KEY_FLAG, value_name = "FILE", requires = "require_signature")]
+    pub signature_keys: Vec<std::path::PathBuf>,
+}
+
 /// The init container's job: `classcache-fetcher init <InitArgs>`.
 ///
 /// ```text
@@ -25,9 +50,11 @@ pub const SERVE_SUBCOMMAND: &str = "serve";
 /// Meaning, for the fetcher's implementation:
 /// - each `--archive` is pinned by digest: an archive manifest, or an OCI index of per-platform
 ///   archive manifests (the node fetcher picks its own platform's);
-/// - the archive must end up at `<dir>/<paths::published_file_name(digest)>`;
-/// - `hostpath`: `<dir>` is the node store's `published` directory, mounted read-only; ask the
-///   node fetcher to publish each archive and wait until the file appears in `<dir>`;
+/// - the archive must end up at `<dir>/<paths::published_dir_name(digest)>/<file name>`, the file
+///   name being the one the node fetcher answers (the archive's own, `config.archive.name`);
+/// - `hostpath`: each `<dir>/<paths::published_dir_name(digest)>` is that archive's directory in
+///   the node store, mounted read-only; ask the node fetcher to publish each archive and wait
+///   until the file appears there;
 /// - `copy`: `<dir>` is an empty, writable emptyDir; download each archive from the node fetcher,
 ///   check its sha256, write a temp file, fsync, rename into place;
 /// - `--timeout` bounds the whole run; when it passes or anything fails, exit 0 with a message on

@@ -6,9 +6,11 @@ use std::fmt::{self, Display, Write as _};
 
 /// Route templates as the fetcher's router declares them; `{digest}` is a `sha256:<hex>` digest.
 pub mod routes {
-    /// Liveness (and the DaemonSet's readiness probe): `ok`.
+    /// Liveness (the DaemonSet's liveness probe): `ok` unless the process is wedged (its
+    /// runtime or store locks stop answering).
     pub const HEALTHZ: &str = "/healthz";
-    /// 503 when the store takes no new files.
+    /// Readiness (the DaemonSet's readiness probe): 503 when the store takes no new files
+    /// (not writable, over its size cap, a lock poisoned by a panic).
     pub const READYZ: &str = "/readyz";
     /// Prometheus text.
     pub const METRICS: &str = "/metrics";
@@ -72,14 +74,14 @@ pub fn blob_path(digest: impl Display) -> String {
     route(routes::BLOB, digest)
 }
 
-/// A blob on a peer with what the peer needs to fetch it itself: its repository
-/// (`<registry>/<repo>`) and size.
-pub fn blob_request_path(digest: impl Display, repo: &str, size: u64) -> String {
+/// A blob on a peer with what the peer needs to fetch it itself: the pinned archive reference
+/// (`<registry>/<repo>@<pinned digest>`) the layer belongs to. The peer derives the repository
+/// and the layer's size from that archive's verified manifests, never from the asker.
+pub fn blob_request_path(digest: impl Display, archive: &str) -> String {
     with_query(
         blob_path(digest),
         &BlobQuery {
-            repo: Some(repo.to_string()),
-            size: Some(size),
+            reference: Some(archive.to_string()),
         }
         .pairs(),
     )
@@ -114,6 +116,11 @@ fn percent_encode(value: &str, out: &mut String) {
     }
 }
 
+/// The `ref=` pair of a query that names a pinned reference.
+fn ref_pairs(reference: &Option<String>) -> Vec<(&'static str, String)> {
+    reference.iter().map(|r| ("ref", r.clone())).collect()
+}
+
 /// Query of [`routes::ARCHIVE`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchiveQuery {
@@ -125,29 +132,22 @@ pub struct ArchiveQuery {
 
 impl ArchiveQuery {
     fn pairs(&self) -> Vec<(&'static str, String)> {
-        self.reference.iter().map(|r| ("ref", r.clone())).collect()
+        ref_pairs(&self.reference)
     }
 }
 
-/// Query of [`routes::BLOB`]: with both, a node that lacks the blob starts downloading it.
+/// Query of [`routes::BLOB`]: with it, a node that lacks the blob starts downloading it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobQuery {
-    /// `<registry>/<repo>` the blob is in.
-    pub repo: Option<String>,
-    /// The blob's size, from the verified manifest.
-    pub size: Option<u64>,
+    /// The pinned archive reference whose manifest (or, for an index, one of whose platform
+    /// manifests) lists the blob as its layer.
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
 }
 
 impl BlobQuery {
     fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = vec![];
-        if let Some(repo) = &self.repo {
-            pairs.push(("repo", repo.clone()));
-        }
-        if let Some(size) = self.size {
-            pairs.push(("size", size.to_string()));
-        }
-        pairs
+        ref_pairs(&self.reference)
     }
 }
 
@@ -171,7 +171,9 @@ impl StatusQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ArchiveAnswer {
-    /// `paths::published_file_name(pinned)`.
+    /// The archive's own file name (`config.archive.name`) in its directory
+    /// (`paths::published_dir_name(pinned)`): the pod sees it at
+    /// `paths::pod_archive_path(pinned, file_name)`.
     pub file_name: String,
     pub size: u64,
     /// The archive file's sha256 (hex).
@@ -262,8 +264,8 @@ mod tests {
             )
         );
         assert_eq!(
-            blob_request_path(D, "reg/app", 42),
-            format!("/v1/blobs/{D}?repo=reg%2Fapp&size=42")
+            blob_request_path(D, &format!("reg/app@{D}")),
+            format!("/v1/blobs/{D}?ref=reg%2Fapp%40sha256%3A{}", &D[7..])
         );
         assert_eq!(status_path(D, None), format!("/v1/status/{D}"));
         assert_eq!(status_path(D, Some(7)), format!("/v1/status/{D}?attempt=7"));
@@ -272,14 +274,14 @@ mod tests {
     #[test]
     fn answers_are_camel_case_json() {
         let answer = ArchiveAnswer {
-            file_name: "sha256-ab".into(),
+            file_name: "app.jsa".into(),
             size: 3,
             sha256: "cd".into(),
             hit: true,
             runtime_options: vec!["-XX:SharedArchiveFile={archive}".into()],
         };
         let json = serde_json::to_value(&answer).unwrap();
-        assert_eq!(json["fileName"], "sha256-ab");
+        assert_eq!(json["fileName"], "app.jsa");
         assert_eq!(json["runtimeOptions"][0], "-XX:SharedArchiveFile={archive}");
         let status: BlobStatus =
             serde_json::from_str(r#"{"complete":true,"running":false,"written":9,"attempt":null}"#)

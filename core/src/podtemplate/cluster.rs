@@ -17,7 +17,7 @@ pub const NAMESPACE: &str = "classcache";
 /// ```
 ///
 /// with `DOCKER_CONFIG=/etc/classcache/registry` (the optional [`REGISTRY_SECRET`], as
-/// `config.json`), the store as a hostPath at the same path, readiness `GET /healthz` on the
+/// `config.json`), the store as a hostPath at the same path, readiness `GET /readyz` and liveness `GET /healthz` on the
 /// `http` port, and [`fetcher_archive_path`] answering whether an archive is published (the
 /// routes are [`crate::fetcher::http`]).
 pub const DAEMONSET: &str = "classcache-fetcher";
@@ -89,8 +89,9 @@ pub fn fetcher_url() -> String {
 /// How the archive reaches the pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeliveryMode {
-    /// The node store's `published` directory is mounted read-only: every pod on a node maps
-    /// the same file, so its pages are shared. Needs a namespace that allows hostPath volumes.
+    /// Each pinned archive's own directory in the node store is mounted read-only (never the
+    /// whole store: a pod sees only what it pins): every pod on a node maps the same file, so its
+    /// pages are shared. Needs a namespace that allows hostPath volumes.
     HostPath,
     /// The init container copies the archive from the node fetcher into an emptyDir: works
     /// under the restricted Pod Security profile, without page sharing.

@@ -5,12 +5,10 @@ use super::cluster::*;
 use super::locate::{containers, object_label, pod_template_mut};
 use super::options::{conflicting_options, merge_java_tool_options};
 use super::{ContainerArchive, EditError, EnablePlan, Warning};
-use crate::artifact::{ArchiveConfig, ARCHIVE_PATH_PLACEHOLDER};
+use crate::artifact::{check_archive_name, ArchiveConfig, ARCHIVE_PATH_PLACEHOLDER};
 use crate::jvm::{is_java_agent, java_agent_jar};
 use crate::key::{is_sha256_digest, AgentMode};
-use crate::paths::{
-    pod_archive_path, pod_image_volume_archive_path, POD_ARCHIVE_DIR, PUBLISHED_SUBDIR,
-};
+use crate::paths::{node_archive_dir, pod_archive_dir, pod_archive_path, POD_ARCHIVE_DIR};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -38,7 +36,8 @@ struct UndoRecord {
     annotations: Prior,
     init_containers: Prior,
     volumes: Prior,
-    /// Volumes added besides [`VOLUME`]: an image volume per further distinct archive.
+    /// Volumes added besides [`VOLUME`]: a volume per further distinct archive (image volume,
+    /// or hostPath of the archive's own published directory).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     more_volumes: Vec<String>,
     containers: Vec<ContainerRecord>,
@@ -109,6 +108,12 @@ impl ContainerArchive {
             trained_agent,
         };
         plan.pinned_digest(container)?;
+        // The file name becomes part of the JVM's path inside the archive's own directory.
+        check_archive_name(&plan.archive_file).map_err(|_| EditError::BadArchiveFile {
+            object: container.to_string(),
+            archive: plan.archive.clone(),
+            name: plan.archive_file.clone(),
+        })?;
         Ok(plan)
     }
 
@@ -130,12 +135,8 @@ impl ContainerArchive {
     }
 
     /// The JVM options with the archive's path in the pod filled in.
-    fn options_for_pod(&self, object: &str, mode: DeliveryMode) -> Result<Vec<String>, EditError> {
-        let pinned = self.pinned_digest(object)?;
-        let path = match mode {
-            DeliveryMode::ImageVolume => pod_image_volume_archive_path(pinned, &self.archive_file),
-            DeliveryMode::HostPath | DeliveryMode::Copy => pod_archive_path(pinned),
-        };
+    fn options_for_pod(&self, object: &str) -> Result<Vec<String>, EditError> {
+        let path = pod_archive_path(self.pinned_digest(object)?, &self.archive_file);
         Ok(self
             .runtime_options
             .iter()
@@ -198,8 +199,14 @@ pub fn enabled_archives(template: &Value) -> Result<Option<Vec<(String, String)>
     let Some(raw) = annotation(template, ANNOTATION_ARCHIVE) else {
         return Ok(None);
     };
+    archives_in_annotation(raw, "pod template").map(Some)
+}
+
+/// The `(container, pinned reference)` pairs of a [`ANNOTATION_ARCHIVE`] value, as a pod
+/// template or a pod (which inherits it) carries it; `object` names the carrier in errors.
+pub fn archives_in_annotation(raw: &str, object: &str) -> Result<Vec<(String, String)>, EditError> {
     let bad = |reason: String| EditError::BadRecord {
-        object: "pod template".to_string(),
+        object: object.to_string(),
         annotation: ANNOTATION_ARCHIVE,
         reason,
     };
@@ -211,8 +218,7 @@ pub fn enabled_archives(template: &Value) -> Result<Option<Vec<(String, String)>
                 "container {c:?} maps to {other}, not a string"
             ))),
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+        .collect()
 }
 
 /// How an enabled template delivers its archives, read from the volume `enable` added; `None`
@@ -461,14 +467,21 @@ fn enable_fresh(
             archives.push(c.archive.clone());
         }
     }
-    // One pod volume per distinct archive: `VOLUME`, then `VOLUME-2`… (only an image volume
-    // holds one archive per volume; the other modes share one directory).
+    // One pod volume per distinct archive: `VOLUME`, then `VOLUME-2`…, so that a pod sees only
+    // the archives it pins; copy mode's emptyDir is the pod's own and holds them all.
     let volume_of = |archive: &str| -> String {
         match (plan.mode, archives.iter().position(|a| a == archive)) {
-            (DeliveryMode::ImageVolume, Some(i)) if i > 0 => format!("{VOLUME}-{}", i + 1),
+            (DeliveryMode::Copy, _) => VOLUME.to_string(),
+            (_, Some(i)) if i > 0 => format!("{VOLUME}-{}", i + 1),
             _ => VOLUME.to_string(),
         }
     };
+    fn pinned_of(archive: &str) -> &str {
+        archive
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .expect("checked above")
+    }
 
     let mut warnings = vec![];
     let root = as_object(template, object, "pod template")?;
@@ -491,7 +504,7 @@ fn enable_fresh(
                 .expect("checked above");
             let field = |f: &str| format!("container {:?} {f}", c.container);
             let container = as_object(container, object, &field(""))?;
-            let ours = c.options_for_pod(object, plan.mode)?;
+            let ours = c.options_for_pod(object)?;
             check_agents(container, c, plan.force, object, &mut warnings)?;
             let mut warn = |message: String| {
                 warnings.push(Warning {
@@ -520,8 +533,10 @@ fn enable_fresh(
                 });
             }
             let mount_path = match plan.mode {
-                DeliveryMode::ImageVolume => pod_archive_path(c.pinned_digest(object)?),
-                DeliveryMode::HostPath | DeliveryMode::Copy => POD_ARCHIVE_DIR.to_string(),
+                DeliveryMode::ImageVolume | DeliveryMode::HostPath => {
+                    pod_archive_dir(c.pinned_digest(object)?)
+                }
+                DeliveryMode::Copy => POD_ARCHIVE_DIR.to_string(),
             };
             mounts.push(json!({"name": volume, "mountPath": mount_path, "readOnly": true}));
 
@@ -611,48 +626,58 @@ fn enable_fresh(
         open_list(spec, "initContainers", object, "spec.initContainers")?;
     name_taken(inits, INIT_CONTAINER, "init container", object)?;
     if plan.mode.uses_fetcher() {
-        inits.push(init_container(&InitContainerSpec {
-            image: plan.fetcher_image.clone(),
-            init: InitArgs {
-                archives: archives.clone(),
-                mode: plan.mode,
-                dir: POD_ARCHIVE_DIR.to_string(),
-                fetcher_url: plan.fetcher_url.clone(),
-                timeout: std::time::Duration::from_secs(plan.timeout_secs),
-                fail_closed: plan.fail_closed,
+        let mounts: Vec<Value> = match plan.mode {
+            // Read-only: only the fetcher writes the node store.
+            DeliveryMode::HostPath => archives
+                .iter()
+                .map(|a| json!({"name": volume_of(a), "mountPath": pod_archive_dir(pinned_of(a)), "readOnly": true}))
+                .collect(),
+            _ => vec![json!({"name": VOLUME, "mountPath": POD_ARCHIVE_DIR, "readOnly": false})],
+        };
+        inits.push(init_container(
+            mounts,
+            &InitContainerSpec {
+                image: plan.fetcher_image.clone(),
+                init: InitArgs {
+                    archives: archives.clone(),
+                    mode: plan.mode,
+                    dir: POD_ARCHIVE_DIR.to_string(),
+                    fetcher_url: plan.fetcher_url.clone(),
+                    timeout: std::time::Duration::from_secs(plan.timeout_secs),
+                    fail_closed: plan.fail_closed,
+                },
             },
-        }));
+        ));
     }
     // Only `enable` made it a list if it is still empty: put it back as it was.
     close_field(spec, "initContainers", init_containers);
 
     let (volumes, vols) = open_list(spec, "volumes", object, "spec.volumes")?;
     let mut more_volumes = vec![];
-    match plan.mode {
-        DeliveryMode::HostPath => vols.push(json!({
-            "name": VOLUME,
-            "hostPath": {
-                "path": format!("{}/{PUBLISHED_SUBDIR}", plan.node_store_dir.trim_end_matches('/')),
+    if plan.mode == DeliveryMode::Copy {
+        vols.push(json!({"name": VOLUME, "emptyDir": {}}));
+    }
+    for archive in archives.iter().filter(|_| plan.mode != DeliveryMode::Copy) {
+        let name = volume_of(archive);
+        let volume = match plan.mode {
+            // Only this archive's own directory: never the whole store, nor other tenants'
+            // archives. The kubelet may create it before the fetcher publishes into it.
+            DeliveryMode::HostPath => json!({"name": name, "hostPath": {
+                "path": node_archive_dir(&plan.node_store_dir, pinned_of(archive)),
                 "type": "DirectoryOrCreate",
-            },
-        })),
-        DeliveryMode::Copy => vols.push(json!({"name": VOLUME, "emptyDir": {}})),
-        DeliveryMode::ImageVolume => {
-            for archive in &archives {
+            }}),
+            _ => {
                 let form = selected
                     .iter()
                     .find(|c| &c.archive == archive)
                     .and_then(|c| c.image_volume.clone())
                     .expect("checked above");
-                let name = volume_of(archive);
-                if name != VOLUME {
-                    more_volumes.push(name.clone());
-                }
-                vols.push(json!({
-                    "name": name,
-                    "image": {"reference": form, "pullPolicy": "IfNotPresent"},
-                }));
+                json!({"name": name, "image": {"reference": form, "pullPolicy": "IfNotPresent"}})
             }
+        };
+        vols.push(volume);
+        if name != VOLUME {
+            more_volumes.push(name);
         }
     }
     for name in std::iter::once(VOLUME.to_string()).chain(more_volumes.iter().cloned()) {
@@ -789,8 +814,8 @@ fn check_agents(
     }
 }
 
-/// The init container, restricted-profile compliant, with small requests.
-fn init_container(spec: &InitContainerSpec) -> Value {
+/// The init container, restricted-profile compliant, with small requests, mounting `mounts`.
+fn init_container(mounts: Vec<Value>, spec: &InitContainerSpec) -> Value {
     json!({
         "name": INIT_CONTAINER,
         "image": spec.image,
@@ -814,11 +839,7 @@ fn init_container(spec: &InitContainerSpec) -> Value {
             "runAsGroup": INIT_RUN_AS,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{
-            "name": VOLUME,
-            "mountPath": POD_ARCHIVE_DIR,
-            "readOnly": spec.init.mode == DeliveryMode::HostPath,
-        }],
+        "volumeMounts": mounts,
     })
 }
 

@@ -16,8 +16,8 @@ mod tests;
 
 pub use cluster::*;
 pub use edit::{
-    delivery_mode, disable_object, disable_object_with, disable_template, disable_template_with,
-    enable_object, enable_template, enabled_archives, DisableOptions,
+    archives_in_annotation, delivery_mode, disable_object, disable_object_with, disable_template,
+    disable_template_with, enable_object, enable_template, enabled_archives, DisableOptions,
 };
 pub use locate::{containers, object_label, pod_template, pod_template_mut, ContainerView};
 pub use options::{command_warning, merge_java_tool_options, quote_option};
@@ -112,6 +112,12 @@ pub enum EditError {
     },
     #[error("{object}: archive reference {reference:?} is not pinned by digest (<registry>/<repo>@sha256:<64 hex>); resolve it first")]
     UnpinnedArchive { object: String, reference: String },
+    #[error("{object}: archive {archive} names its file {name:?}, not a plain file name (no `/`, not empty, not `.`/`..`); build and push it again with classcache-build")]
+    BadArchiveFile {
+        object: String,
+        archive: String,
+        name: String,
+    },
     #[error("{object}: archive {archive} has no image-volume form (it is an index of per-platform archives, or was pushed by a classcache-build older than image-volume support); push it again with this version's classcache-build, or pass --mode hostpath")]
     NoImageVolume { object: String, archive: String },
     #[error("{object}: container {container:?} {runs}, but its archive was trained with the agent {trained} attached; classcache never adds an agent to a workload (a jar missing from the image stops the JVM): train with the agent the container runs (classcache-build --agent-in-image <its path>), or pass --force to enable anyway (the JVM then skips what it cannot use)")]

@@ -242,11 +242,26 @@ proptest! {
                     let before = jto_values(&original, &c.container);
                     let after = jto_values(&once, &c.container);
                     let merged = after.last().unwrap();
-                    prop_assert!(merged.contains(&paths::pod_archive_path(c.archive.rsplit_once('@').unwrap().1)));
+                    prop_assert!(merged.contains(&paths::pod_archive_path(c.archive.rsplit_once('@').unwrap().1, &c.archive_file)));
                     if let Some(user) = before.first().filter(|_| after.len() == 1) {
                         let user_tokens: Vec<&str> = user.split_whitespace().collect();
                         let merged_tokens: Vec<&str> = merged.split_whitespace().collect();
                         prop_assert_eq!(&merged_tokens[..user_tokens.len()], &user_tokens[..]);
+                    }
+                }
+
+                if mode == DeliveryMode::HostPath {
+                    // Each archive's own directory, never the whole published directory.
+                    let published: Vec<&str> = once["spec"]["volumes"].as_array().unwrap().iter()
+                        .filter_map(|v| v["hostPath"]["path"].as_str())
+                        .filter(|p| p.starts_with("/var/lib/classcache/"))
+                        .collect();
+                    let distinct: std::collections::BTreeSet<&str> = plan.containers.iter()
+                        .map(|c| c.archive.rsplit_once('@').unwrap().1).collect();
+                    prop_assert_eq!(published.len(), distinct.len());
+                    for d in &distinct {
+                        let dir = format!("/var/lib/classcache/published/{}", paths::published_dir_name(d));
+                        prop_assert!(published.contains(&dir.as_str()), "{published:?}");
                     }
                 }
 
@@ -325,29 +340,116 @@ fn errors_name_the_object_and_leave_it_alone() {
 }
 
 #[test]
-fn hostpath_mode_mounts_the_published_directory_read_only() {
-    let mut t = json!({"spec": {"containers": [{"name": "app", "image": "a"}]}});
-    let p = plan(&t, &[true], false, DeliveryMode::HostPath, false, false);
+fn hostpath_mode_mounts_only_each_pinned_archives_own_directory_read_only() {
+    let original = json!({"spec": {"containers": [
+        {"name": "app", "image": "a"},
+        {"name": "side", "image": "b"},
+        {"name": "third", "image": "c"},
+    ]}});
+    let mut t = original.clone();
+    // app and third pin archive A, side pins B.
+    let p = plan(&t, &[true], true, DeliveryMode::HostPath, false, false);
     enable_template(&mut t, &p, "Pod/x").unwrap();
+    assert_eq!(delivery_mode(&t), Some(DeliveryMode::HostPath));
+    let dir_a = paths::pod_archive_dir(DIGEST_A);
+    let dir_b = paths::pod_archive_dir(DIGEST_B);
+    let host = |d: &str| json!({"path": format!("/var/lib/classcache/published/{}", paths::published_dir_name(d)), "type": "DirectoryOrCreate"});
     assert_eq!(
-        t["spec"]["volumes"][0]["hostPath"]["path"],
-        "/var/lib/classcache/published"
+        t["spec"]["volumes"],
+        json!([
+            {"name": VOLUME, "hostPath": host(DIGEST_A)},
+            {"name": format!("{VOLUME}-2"), "hostPath": host(DIGEST_B)},
+        ]),
+        "one hostPath volume per distinct archive, never the whole published directory"
+    );
+    let mounts = |i: usize| t["spec"]["containers"][i]["volumeMounts"].clone();
+    assert_eq!(
+        mounts(0),
+        json!([{"name": VOLUME, "mountPath": dir_a, "readOnly": true}])
     );
     assert_eq!(
-        t["spec"]["containers"][0]["volumeMounts"][0]["readOnly"],
-        true
+        mounts(1),
+        json!([{"name": format!("{VOLUME}-2"), "mountPath": dir_b, "readOnly": true}])
     );
+    assert_eq!(mounts(2), mounts(0));
+    let init = &t["spec"]["initContainers"][0];
     assert_eq!(
-        t["spec"]["initContainers"][0]["securityContext"]["runAsNonRoot"],
-        true
+        init["volumeMounts"],
+        json!([
+            {"name": VOLUME, "mountPath": dir_a, "readOnly": true},
+            {"name": format!("{VOLUME}-2"), "mountPath": dir_b, "readOnly": true},
+        ])
     );
+    assert_eq!(init["securityContext"]["runAsNonRoot"], true);
     assert_eq!(
-        t["spec"]["containers"][0]["env"][0]["value"],
+        t["spec"]["containers"][1]["env"][0]["value"],
         format!(
-            "-XX:SharedArchiveFile=/classcache/{} -Xshare:auto \"-Xlog:cds=off:file=/tmp/x y\"",
-            DIGEST_A.replace(':', "-")
+            "-XX:SharedArchiveFile={} -Xshare:auto \"-Xlog:cds=off:file=/tmp/x y\"",
+            paths::pod_archive_path(DIGEST_B, "app.jsa")
         )
     );
+    assert_eq!(
+        paths::pod_archive_path(DIGEST_B, "app.jsa"),
+        format!("/classcache/{}/app.jsa", DIGEST_B.replace(':', "-"))
+    );
+
+    let mut undone = t.clone();
+    assert!(disable_template(&mut undone, "Pod/x").unwrap());
+    assert_eq!(exact(&undone), exact(&original));
+
+    // One archive: one volume, and the record lists no further one.
+    let mut one = original.clone();
+    let p = plan(&one, &[true], false, DeliveryMode::HostPath, false, false);
+    enable_template(&mut one, &p, "Pod/x").unwrap();
+    assert_eq!(one["spec"]["volumes"].as_array().unwrap().len(), 1);
+    assert!(disable_template(&mut one, "Pod/x").unwrap());
+    assert_eq!(exact(&one), exact(&original));
+}
+
+#[test]
+fn copy_mode_gives_the_same_paths_in_the_pods_own_empty_dir() {
+    let original = json!({"spec": {"containers": [{"name": "app", "image": "a"}, {"name": "side", "image": "b"}]}});
+    let mut t = original.clone();
+    let p = plan(&t, &[true], true, DeliveryMode::Copy, false, false);
+    enable_template(&mut t, &p, "Pod/x").unwrap();
+    assert_eq!(
+        t["spec"]["volumes"],
+        json!([{"name": VOLUME, "emptyDir": {}}])
+    );
+    assert_eq!(
+        t["spec"]["initContainers"][0]["volumeMounts"],
+        json!([{"name": VOLUME, "mountPath": paths::POD_ARCHIVE_DIR, "readOnly": false}])
+    );
+    assert!(t["spec"]["containers"][1]["env"][0]["value"]
+        .as_str()
+        .unwrap()
+        .contains(&paths::pod_archive_path(DIGEST_B, "app.jsa")));
+    assert!(disable_template(&mut t, "Pod/x").unwrap());
+    assert_eq!(exact(&t), exact(&original));
+}
+
+/// The archive's file name is joined to its directory in the pod: a config naming a path is
+/// refused, naming the archive and the fix.
+#[test]
+fn an_archive_file_name_that_is_not_plain_is_refused() {
+    let mut config = crate::testing::sample_config(
+        "reg.example/app:1",
+        &format!("sha256:{}", "ab".repeat(32)),
+        crate::key::ArchiveKind::DynamicCds,
+        &[],
+    );
+    let reference = format!("reg.example/app@{DIGEST_A}");
+    for bad in ["../../etc/passwd", "a/b", "..", ""] {
+        config.archive.name = bad.into();
+        let e = ContainerArchive::new("app", &reference, &config, None).unwrap_err();
+        assert!(matches!(e, EditError::BadArchiveFile { .. }), "{bad}: {e}");
+        assert!(
+            e.to_string().contains(&reference) && e.to_string().contains("classcache-build"),
+            "{e}"
+        );
+    }
+    config.archive.name = "app.jsa".into();
+    assert!(ContainerArchive::new("app", &reference, &config, None).is_ok());
 }
 
 #[test]
@@ -374,7 +476,7 @@ fn image_volume_mode_mounts_each_archive_form_without_an_init_container() {
         json!({"reference": format!("registry.example/shop/archives@{DIGEST_B}"), "pullPolicy": "IfNotPresent"})
     );
     let app = &t["spec"]["containers"][0];
-    let dir = paths::pod_archive_path(DIGEST_A);
+    let dir = paths::pod_archive_dir(DIGEST_A);
     assert_eq!(
         app["volumeMounts"][0],
         json!({"name": VOLUME, "mountPath": dir, "readOnly": true})

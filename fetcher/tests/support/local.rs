@@ -1,7 +1,7 @@
 //! One fetcher process on loopback, talking to the harness registry directly: for tests of a
 //! single node (init mode, bad input, restarts). It must kill what it started.
 
-use classcache_core::fetcher::http::routes;
+use classcache_core::fetcher::http::{self as api, routes};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +26,16 @@ fn free_port() -> u16 {
 impl LocalFetcher {
     /// Starts `serve` with `store` and waits until it answers /healthz.
     pub fn start(store: &Path, log: &Path, extra: &[&str]) -> LocalFetcher {
+        Self::start_with_peers(store, log, &[], extra)
+    }
+
+    /// As [`LocalFetcher::start`], with `other_peers` (`id=url`) in its peer list beside itself.
+    pub fn start_with_peers(
+        store: &Path,
+        log: &Path,
+        other_peers: &[String],
+        extra: &[&str],
+    ) -> LocalFetcher {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let child = Command::new(BIN)
@@ -36,7 +46,16 @@ impl LocalFetcher {
                 "--node-id",
                 "solo",
             ])
-            .args(["--peers", &format!("solo={url}"), "--store"])
+            // The test process calls from loopback, as the node's pods would: allowed every archive.
+            .args([
+                "--peers",
+                &peer_list(&url, other_peers),
+                "--allow-pods-from",
+                "127.0.0.0/8",
+            ])
+            // The harness registry is the one it pulls from; tests add others to `extra`.
+            .args(["--allowed-registry", &classcache_e2e::harness().registry])
+            .arg("--store")
             .arg(store)
             .args(extra)
             .stdin(Stdio::null())
@@ -63,6 +82,21 @@ impl LocalFetcher {
         );
     }
 
+    /// Asks it to publish the archive `reference` (`<registry>/<repo>@<pinned>`) pins.
+    pub fn ask(&self, reference: &str) -> (u16, String) {
+        let digest = reference.rsplit('@').next().unwrap();
+        get(&format!(
+            "{}{}",
+            self.url,
+            api::archive_request_path(digest, reference)
+        ))
+        .expect("the fetcher answers")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -79,6 +113,13 @@ impl Drop for LocalFetcher {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn peer_list(own_url: &str, others: &[String]) -> String {
+    std::iter::once(format!("solo={own_url}"))
+        .chain(others.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A plain HTTP/1.1 GET on loopback: (status, body).

@@ -39,6 +39,14 @@ pub use classcache_core::testing::noise;
 
 /// Pushes an archive of `size` random bytes to a fresh repository of the harness registry.
 pub fn push_archive(size: usize) -> Fixture {
+    push_archive_with(size, |_| {})
+}
+
+/// [`push_archive`] with the config changed by `edit` first (a hostile pusher's config, say).
+pub fn push_archive_with(
+    size: usize,
+    edit: impl FnOnce(&mut classcache_core::artifact::ArchiveConfig),
+) -> Fixture {
     let h = classcache_e2e::harness();
     let repository = classcache_e2e::unique_name("fetcher-test");
     let dir = tempfile::tempdir().unwrap();
@@ -46,6 +54,39 @@ pub fn push_archive(size: usize) -> Fixture {
     let seed = Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64 ^ size as u64;
     let data = noise(size, seed.wrapping_mul(0x9E3779B97F4A7C15) | 1);
     std::fs::write(&path, &data).unwrap();
+    let (mut config, subject) = test_config(&repository);
+    edit(&mut config);
+    let repo: RegistryRef = format!("{}/{repository}", h.registry).parse().unwrap();
+    let pushed = block_on(async {
+        let client = RegistryClient::with_defaults()?;
+        client
+            .push_archive(&repo, config, &path, Some(subject))
+            .await
+    })
+    .unwrap_or_else(|e| panic!("pushing the test archive to {}: {e}", h.registry));
+    Fixture {
+        repository,
+        pinned: pushed.manifest_digest.to_string(),
+        layer_digest: pushed.layer.digest.to_string(),
+        layer_size: pushed.layer.size,
+        archive_sha256: pushed.config.archive.sha256.clone(),
+        archive_size: pushed.config.archive.size,
+    }
+}
+
+/// Runs `work` to its end on a runtime of its own (tests are plain threads).
+pub fn block_on<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(work)
+}
+
+/// A config for an archive in `repository` of the harness registry, for this machine's
+/// platform (nodes pick their own platform's archive), and the subject it names.
+pub fn test_config(repository: &str) -> (classcache_core::artifact::ArchiveConfig, Descriptor) {
+    let h = classcache_e2e::harness();
     let image_digest = Digest::of(repository.as_bytes());
     let platform = classcache_core::platform::Platform::current();
     let reference = format!("{}/{repository}:test", h.registry);
@@ -55,31 +96,10 @@ pub fn push_archive(size: usize) -> Fixture {
         ArchiveKind::DynamicCds,
         &[],
     );
-    // Nodes pick an archive for their own platform from an index.
     config.platform.os = platform.os;
     config.platform.architecture = platform.architecture;
-    let repo: RegistryRef = format!("{}/{repository}", h.registry).parse().unwrap();
     let subject = Descriptor::new(media_types::OCI_MANIFEST, image_digest, 500);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let pushed = rt
-        .block_on(async {
-            let client = RegistryClient::with_defaults()?;
-            client
-                .push_archive(&repo, config, &path, Some(subject))
-                .await
-        })
-        .unwrap_or_else(|e| panic!("pushing the test archive to {}: {e}", h.registry));
-    Fixture {
-        repository,
-        pinned: pushed.manifest_digest.to_string(),
-        layer_digest: pushed.layer.digest.to_string(),
-        layer_size: pushed.layer.size,
-        archive_sha256: pushed.config.archive.sha256.clone(),
-        archive_size: pushed.config.archive.size,
-    }
+    (config, subject)
 }
 
 #[derive(Clone)]
@@ -95,6 +115,9 @@ pub struct ClusterOptions {
     /// Extra arguments and store directory per host (defaults: none, a temp dir).
     pub extra_args: Vec<(usize, Vec<String>)>,
     pub store_override: Vec<(usize, PathBuf)>,
+    /// Namespace hosts after the fetchers' that run no fetcher and are in no peer list: the
+    /// hostile hosts of the adversarial tests.
+    pub strangers: usize,
 }
 
 impl ClusterOptions {
@@ -108,6 +131,7 @@ impl ClusterOptions {
             stall_timeout: "2s",
             extra_args: vec![],
             store_override: vec![],
+            strangers: 0,
         }
     }
 }
@@ -130,7 +154,7 @@ pub fn node_id(i: usize) -> String {
 impl Cluster {
     pub fn start(opts: &ClusterOptions) -> Cluster {
         let h = classcache_e2e::harness();
-        let lab = Lab::new(opts.hosts, opts.rate);
+        let lab = Lab::new(opts.hosts + opts.strangers, opts.rate);
         let proxy = Proxy::start(
             &lab.bridge_ns,
             &format!("{GATEWAY}:{PROXY_PORT}"),
@@ -184,6 +208,11 @@ impl Cluster {
                 peers,
                 "--insecure-registry".into(),
                 format!("{GATEWAY}:{PROXY_PORT}"),
+                "--allowed-registry".into(),
+                format!("{GATEWAY}:{PROXY_PORT}"),
+                // The test's client calls from the bridge, as the node's pods would.
+                "--allow-pods-from".into(),
+                GATEWAY.to_string(),
                 "--fanout".into(),
                 opts.fanout.to_string(),
                 "--stall-timeout".into(),
@@ -324,10 +353,13 @@ impl Cluster {
             .map(|b| Digest::of(&b).hex().to_string())
     }
 
+    /// Node `i`'s published archive file: the one file in the pinned digest's directory.
     pub fn published_path(&self, i: usize, pinned: &str) -> PathBuf {
-        self.stores[i]
-            .join("published")
-            .join(classcache_core::paths::published_file_name(pinned))
+        published_archive(
+            &self.stores[i]
+                .join("published")
+                .join(classcache_core::paths::published_dir_name(pinned)),
+        )
     }
 
     /// Host indices in rank order for `digest`, as every node computes it.
@@ -438,4 +470,15 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
 
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// The archive file in a published archive's directory (it holds that one file), or the
+/// directory itself when it holds none.
+pub fn published_archive(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.path())
+        .unwrap_or_else(|| dir.to_path_buf())
 }

@@ -35,6 +35,9 @@ pub async fn edit(
         Selector::parse(s)?;
     }
     let cluster = Cluster::connect(cluster_args).await?;
+    if settings.is_some() {
+        read_fetcher_allows(&cluster, resolver).await?;
+    }
     let namespace = target
         .namespace
         .clone()
@@ -107,6 +110,34 @@ pub async fn edit(
     if let Some(output) = target.output {
         print!("{}", render(&printed, output)?);
     }
+    Ok(())
+}
+
+/// Tells the resolver which registries the installed fetcher pulls from (its DaemonSet's
+/// `--allowed-registry` args); nothing when no fetcher is installed (image volumes need none).
+async fn read_fetcher_allows(cluster: &Cluster, resolver: &mut Resolver) -> Result<()> {
+    use classcache_core::allowed_registry::AllowedRegistries;
+    use classcache_core::podtemplate::{DAEMONSET, NAMESPACE};
+    let daemonsets = cluster.resource("daemonsets").await?;
+    let Some(ds) = cluster
+        .find(&daemonsets, Some(NAMESPACE), DAEMONSET)
+        .await?
+    else {
+        return Ok(());
+    };
+    let source = format!("daemonset {NAMESPACE}/{DAEMONSET}");
+    let args: Vec<String> = ds["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let allowed = AllowedRegistries::from_args(&args).map_err(|e| {
+        anyhow::anyhow!(
+            "{source}: {e}; reinstall it with `kubectl classcache install --allowed-registry …`"
+        )
+    })?;
+    resolver.set_fetcher_allows(allowed, source);
     Ok(())
 }
 

@@ -21,8 +21,16 @@ fn install_resource(obj: &Value) -> Result<Resource> {
         "ServiceAccount" => ("", "v1", "serviceaccounts", true),
         "Secret" => ("", "v1", "secrets", true),
         "Service" => ("", "v1", "services", true),
+        "ConfigMap" => ("", "v1", "configmaps", true),
         "Role" => ("rbac.authorization.k8s.io", "v1", "roles", true),
         "RoleBinding" => ("rbac.authorization.k8s.io", "v1", "rolebindings", true),
+        "ClusterRole" => ("rbac.authorization.k8s.io", "v1", "clusterroles", false),
+        "ClusterRoleBinding" => (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            false,
+        ),
         "DaemonSet" => ("apps", "v1", "daemonsets", true),
         other => bail!(
             "template object of kind {other} has no known API resource; add it to install_resource"
@@ -110,6 +118,8 @@ pub async fn uninstall(args: &UninstallArgs, report: &mut Report) -> Result<()> 
         max_size: "1Gi".into(),
         registry_config: None,
         image_pull_secret: None,
+        allowed_registries: vec![],
+        signatures: Default::default(),
     };
     let mut objects = crate::install::render(&render_args)
         .context("rendering the templates to know what to delete")?;

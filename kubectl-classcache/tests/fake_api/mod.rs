@@ -47,7 +47,7 @@ const fn k(
     }
 }
 
-const KINDS: [Kind; 16] = [
+const KINDS: [Kind; 18] = [
     k("", "v1", "Namespace", "namespaces", false, &["ns"]),
     k("", "v1", "Pod", "pods", true, &["po"]),
     k("", "v1", "Service", "services", true, &["svc"]),
@@ -74,6 +74,22 @@ const KINDS: [Kind; 16] = [
         "RoleBinding",
         "rolebindings",
         true,
+        &[],
+    ),
+    k(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+        &[],
+    ),
+    k(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
         &[],
     ),
     k(

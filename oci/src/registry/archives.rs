@@ -71,12 +71,14 @@ impl RegistryClient {
             .subject
             .as_ref()
             .expect("prepared archives have a subject");
-        let referrers = if headers.contains_key("oci-subject") {
-            ReferrersUpdate::NativeApi
-        } else {
-            self.add_to_referrers(&repo, &subject.digest, &prepared.manifest_descriptor)
-                .await?
-        };
+        let referrers = self
+            .referrer_put(
+                &repo,
+                &headers,
+                &subject.digest,
+                &prepared.manifest_descriptor,
+            )
+            .await?;
         Ok(PushedArchive {
             reference: format!("{}@{manifest_digest}", tagged),
             manifest_digest,

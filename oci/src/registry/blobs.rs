@@ -174,9 +174,7 @@ impl RegistryClient {
                     .expect("digits are a valid header"),
             );
         }
-        let resp = self
-            .send(repository, Access::Pull, Method::GET, &url, headers, None)
-            .await?;
+        let resp = self.get_blob(repository, &url, headers).await?;
         let (start, total_size) = match resp.status() {
             StatusCode::OK => (0, resp.content_length()),
             StatusCode::PARTIAL_CONTENT => {
@@ -220,16 +218,7 @@ impl RegistryClient {
         descriptor: &Descriptor,
     ) -> Result<Bytes, RegistryError> {
         let url = self.url(repository, &format!("blobs/{}", descriptor.digest));
-        let resp = self
-            .send(
-                repository,
-                Access::Pull,
-                Method::GET,
-                &url,
-                HeaderMap::new(),
-                None,
-            )
-            .await?;
+        let resp = self.get_blob(repository, &url, HeaderMap::new()).await?;
         if !resp.status().is_success() {
             return Err(self
                 .fail(

@@ -40,14 +40,19 @@ impl RegistryClient {
             Some(path) => DockerConfig::load(path)?,
             None => DockerConfig::load_default()?,
         };
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .user_agent(concat!("classcache/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(15))
-            .build()
-            .map_err(|e| RegistryError::Protocol {
-                reference: "(client)".into(),
-                problem: format!("cannot build the HTTP client: {e}"),
-            })?;
+            // No request follows a redirect by itself: only blob GETs do, by `get_blob`'s rules.
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(std::time::Duration::from_secs(60));
+        if let Some(timeout) = options.read_timeout {
+            http = http.read_timeout(timeout);
+        }
+        let http = http.build().map_err(|e| RegistryError::Protocol {
+            reference: "(client)".into(),
+            problem: format!("cannot build the HTTP client: {e}"),
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -64,15 +69,77 @@ impl RegistryClient {
     }
 
     pub(super) fn scheme(&self, r: &RegistryRef) -> &'static str {
-        let o = &self.inner.options;
-        if o.insecure_all
-            || r.is_loopback()
-            || o.insecure_registries.iter().any(|h| h == &r.registry)
-        {
+        if self.plain_http_allowed(r) {
             "http"
         } else {
             "https"
         }
+    }
+
+    /// Loopback, a registry configured insecure, or every one (`insecure_all`).
+    fn plain_http_allowed(&self, r: &RegistryRef) -> bool {
+        let o = &self.inner.options;
+        o.insecure_all || r.is_loopback() || o.insecure_registries.iter().any(|h| h == &r.registry)
+    }
+
+    /// A blob `GET`, following the registry's redirects (to a CDN or object store, say) under
+    /// rules that keep the node's credentials and the transport safe: at most
+    /// [`MAX_BLOB_REDIRECTS`] hops, no credentials to the target (its URL is its own
+    /// authorization), https unless the target is loopback or configured insecure, no user
+    /// name in the target URL. Bytes from anywhere are checked against the digest by the caller.
+    pub(super) async fn get_blob(
+        &self,
+        r: &RegistryRef,
+        url: &str,
+        headers: HeaderMap,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let mut resp = self
+            .send(r, Access::Pull, Method::GET, url, headers.clone(), None)
+            .await?;
+        let mut at = Url::parse(url).map_err(|e| RegistryError::Protocol {
+            reference: r.to_string(),
+            problem: format!("bad blob URL {url}: {e}"),
+        })?;
+        for hop in 0.. {
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let refuse = |problem: String| RegistryError::Protocol {
+                reference: r.to_string(),
+                problem: format!("blob redirect from {at}: {problem}; nothing was fetched from it"),
+            };
+            if hop == MAX_BLOB_REDIRECTS {
+                return Err(refuse(format!("more than {MAX_BLOB_REDIRECTS} redirects")));
+            }
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| refuse("no Location header".into()))?;
+            let target = at
+                .join(location)
+                .map_err(|e| refuse(format!("bad Location {location:?}: {e}")))?;
+            check_redirect_target(&target, |authority| {
+                self.plain_http_allowed(&RegistryRef {
+                    registry: authority.to_string(),
+                    repository: r.repository.clone(),
+                    tag: None,
+                    digest: None,
+                })
+            })
+            .map_err(refuse)?;
+            // Only the caller's own headers (Range): never Authorization.
+            resp = self
+                .inner
+                .http
+                .get(target.clone())
+                .headers(headers.clone())
+                .send()
+                .await
+                .map_err(|e| self.unreachable(r, target.as_str(), e))?;
+            at = target;
+        }
+        unreachable!("the loop returns")
     }
 
     pub(super) fn url(&self, r: &RegistryRef, path: &str) -> String {
@@ -262,6 +329,35 @@ impl RegistryClient {
     }
 }
 
+/// Redirect hops a blob `GET` follows; a registry's CDN takes one.
+pub(super) const MAX_BLOB_REDIRECTS: usize = 3;
+
+/// A redirect target a blob `GET` may follow: http(s), no user name or password, and https
+/// unless `plain_http_allowed(host[:port])`.
+fn check_redirect_target(
+    target: &Url,
+    plain_http_allowed: impl Fn(&str) -> bool,
+) -> Result<(), String> {
+    if !target.username().is_empty() || target.password().is_some() {
+        return Err(format!("the target {target} carries credentials"));
+    }
+    let host = target
+        .host_str()
+        .ok_or_else(|| format!("the target {target} names no host"))?;
+    let authority = match target.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    match target.scheme() {
+        "https" => Ok(()),
+        "http" if plain_http_allowed(&authority) => Ok(()),
+        "http" => Err(format!(
+            "the target {target} is plain HTTP and {authority} is not a registry configured insecure"
+        )),
+        other => Err(format!("the target {target} uses {other}:, not https")),
+    }
+}
+
 /// The `Content-Length` header itself: for `HEAD` answers reqwest's `content_length()` is the
 /// (empty) body's length, not the size of the object.
 pub(super) fn header_length(resp: &reqwest::Response) -> Option<u64> {
@@ -289,6 +385,28 @@ pub(super) fn snippet(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_targets_are_https_without_credentials() {
+        let insecure = |a: &str| a == "127.0.0.1:9000" || a == "[::1]:9000";
+        let check = |u: &str| check_redirect_target(&Url::parse(u).unwrap(), insecure);
+        assert!(check("https://cdn.example/blob?sig=1").is_ok());
+        assert!(check("http://127.0.0.1:9000/b").is_ok());
+        assert!(check("http://[::1]:9000/b").is_ok());
+        for bad in [
+            "http://cdn.example/b",
+            "http://127.0.0.1:9001/b",
+            "https://user:pw@cdn.example/b",
+            "https://user@cdn.example/b",
+            "ftp://cdn.example/b",
+            "file:///etc/passwd",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+        assert!(check("http://cdn.example/b")
+            .unwrap_err()
+            .contains("plain HTTP"));
+    }
 
     #[test]
     fn loopback_is_plain_http_and_others_https() {

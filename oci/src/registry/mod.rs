@@ -12,11 +12,13 @@ mod blobs;
 mod client;
 mod manifests;
 mod referrers;
+mod signatures;
 mod source;
 
 pub use crate::content::{ArchiveManifest, PulledArchive, RawManifest, ResolvedImage};
 pub use client::RegistryClient;
 pub use referrers::{archive_entries, fallback_tag};
+pub use signatures::PushedSignature;
 pub use source::RegistrySource;
 
 /// A blob streamed from a registry.
@@ -53,6 +55,10 @@ pub struct RegistryOptions {
     pub docker_config: Option<PathBuf>,
     /// Credentials that win over the Docker config, by registry `host[:port]`.
     pub credentials: HashMap<String, Credentials>,
+    /// Longest silence while waiting for an answer or for the next bytes of a body: a registry
+    /// that accepts and never answers fails the call instead of stalling it. None: no limit
+    /// (pushes of large layers over a slow link may wait long for the registry's answer).
+    pub read_timeout: Option<std::time::Duration>,
 }
 
 /// A registry error; each names the registry or reference and what to do about it.

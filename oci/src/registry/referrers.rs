@@ -121,6 +121,23 @@ impl RegistryClient {
         })
     }
 
+    /// After a manifest with `subject` was put (answered with `headers`): nothing more when the
+    /// registry indexed it itself (`OCI-Subject`), else `entry` goes into the fallback index.
+    pub(super) async fn referrer_put(
+        &self,
+        repository: &RegistryRef,
+        headers: &HeaderMap,
+        subject_digest: &Digest,
+        entry: &Descriptor,
+    ) -> Result<ReferrersUpdate, RegistryError> {
+        if headers.contains_key("oci-subject") {
+            Ok(ReferrersUpdate::NativeApi)
+        } else {
+            self.add_to_referrers(repository, subject_digest, entry)
+                .await
+        }
+    }
+
     /// The archives attached to image `image_digest` in `repository`: the referrers API when the
     /// registry has it, else the fallback index; only entries with the archive `artifactType`.
     pub async fn find_archives(
