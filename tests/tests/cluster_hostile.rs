@@ -14,7 +14,9 @@ use std::process::Command;
 /// `curl` from this host (outside every pod) to `url`: (HTTP status, body).
 fn get(url: &str, headers: &[&str]) -> (u16, String) {
     let mut command = Command::new("curl");
-    command.args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"]);
+    // Longer than the fetcher's --pod-wait: an archive request from an address no pod has
+    // waits that long for the pod watch before its 403.
+    command.args(["-sS", "--max-time", "40", "-w", "\n%{http_code}"]);
     for header in headers {
         command.args(["-H", header]);
     }

@@ -36,7 +36,7 @@ pub async fn edit(
     }
     let cluster = Cluster::connect(cluster_args).await?;
     if settings.is_some() {
-        read_fetcher_allows(&cluster, resolver).await?;
+        read_fetcher_allows(&cluster, resolver, report).await?;
     }
     let namespace = target
         .namespace
@@ -115,15 +115,25 @@ pub async fn edit(
 
 /// Tells the resolver which registries the installed fetcher pulls from (its DaemonSet's
 /// `--allowed-registry` args); nothing when no fetcher is installed (image volumes need none).
-async fn read_fetcher_allows(cluster: &Cluster, resolver: &mut Resolver) -> Result<()> {
+/// A user who may edit workloads but not read the fetcher's namespace gets a warning, not an
+/// error: the check only saves a round trip, the fetcher refuses such an archive itself.
+async fn read_fetcher_allows(
+    cluster: &Cluster,
+    resolver: &mut Resolver,
+    report: &mut Report,
+) -> Result<()> {
     use classcache_core::allowed_registry::AllowedRegistries;
     use classcache_core::podtemplate::{DAEMONSET, NAMESPACE};
     let daemonsets = cluster.resource("daemonsets").await?;
-    let Some(ds) = cluster
-        .find(&daemonsets, Some(NAMESPACE), DAEMONSET)
-        .await?
-    else {
-        return Ok(());
+    let ds = match cluster.find(&daemonsets, Some(NAMESPACE), DAEMONSET).await {
+        Ok(Some(ds)) => ds,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            report.warn(format!(
+                "not checked against the fetcher's allowed registries: {e:#}"
+            ));
+            return Ok(());
+        }
     };
     let source = format!("daemonset {NAMESPACE}/{DAEMONSET}");
     let args: Vec<String> = ds["spec"]["template"]["spec"]["containers"][0]["args"]
