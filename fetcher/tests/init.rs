@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::local::{init, missing_reference, pinned_reference, LocalFetcher};
+use support::local::{init, init_fail_closed, missing_reference, LocalFetcher};
 use support::push_archive;
 
 fn sha_of(path: &std::path::Path) -> Option<String> {
@@ -18,20 +18,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 /// Runs `init --fail-closed` for the fixture in `mode` into `dir` and checks the delivered file.
 fn deliver(fixture: &support::Fixture, node: &LocalFetcher, mode: &str, dir: &std::path::Path) {
-    let reference = pinned_reference(fixture);
-    let out = init(&[
-        "--archive",
-        &reference,
-        "--mode",
-        mode,
-        "--dir",
-        dir.to_str().unwrap(),
-        "--fetcher-url",
-        &node.url,
-        "--timeout",
-        "60s",
-        "--fail-closed",
-    ]);
+    let out = init_fail_closed(fixture, node, mode, dir);
     assert!(
         out.status.success(),
         "{}\n{}",

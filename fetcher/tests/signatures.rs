@@ -14,7 +14,7 @@ use classcache_core::reference::RegistryRef;
 use classcache_core::testing::{OTHER_SIGNING_KEY_PEM, SIGNING_KEY_PEM};
 use classcache_e2e::cosign;
 use classcache_oci::registry::RegistryClient;
-use support::local::{get, init, pinned_reference, LocalFetcher};
+use support::local::{get, init_fail_closed, pinned_reference, LocalFetcher};
 use support::{push_archive, Fixture};
 
 fn rt() -> tokio::runtime::Runtime {
@@ -59,20 +59,7 @@ fn put_tag_signature(fixture: &Fixture, payload: &[u8], signature: &str) {
 /// Asks `node` for the archive, as the init container does (hostpath mode, fail closed):
 /// (it succeeded, what it printed).
 fn init_request(node: &LocalFetcher, fixture: &Fixture) -> (bool, String) {
-    let dir = node.store.join("published");
-    let out = init(&[
-        "--archive",
-        &pinned_reference(fixture),
-        "--mode",
-        "hostpath",
-        "--dir",
-        dir.to_str().unwrap(),
-        "--fetcher-url",
-        &node.url,
-        "--timeout",
-        "60s",
-        "--fail-closed",
-    ]);
+    let out = init_fail_closed(fixture, node, "hostpath", &node.store.join("published"));
     (
         out.status.success(),
         format!(

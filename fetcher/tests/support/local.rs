@@ -157,6 +157,29 @@ pub fn init(args: &[&str]) -> Output {
         .expect("run init")
 }
 
+/// Runs `init --fail-closed` as an init container would, for the fixture's archive in `mode`
+/// into `dir`, against `node`.
+pub fn init_fail_closed(
+    fixture: &super::Fixture,
+    node: &LocalFetcher,
+    mode: &str,
+    dir: &Path,
+) -> Output {
+    init(&[
+        "--archive",
+        &pinned_reference(fixture),
+        "--mode",
+        mode,
+        "--dir",
+        dir.to_str().unwrap(),
+        "--fetcher-url",
+        &node.url,
+        "--timeout",
+        "60s",
+        "--fail-closed",
+    ])
+}
+
 /// The fixture's pinned reference on the harness registry (loopback).
 pub fn pinned_reference(fixture: &super::Fixture) -> String {
     let h = classcache_e2e::harness();
