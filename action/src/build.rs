@@ -3,7 +3,9 @@
 
 use crate::cli::Args;
 use crate::console::Console;
-use crate::report::{ArchiveReport, ClassesReport, ImageReport, Phases, Report, StartupReport};
+use crate::report::{
+    ArchiveReport, ClassesReport, ImageReport, IndexReport, Phases, Report, StartupReport,
+};
 use crate::runtime::docker::{self, DockerOptions, DockerRuntime};
 use crate::runtime::local::{self, LocalRuntime};
 use crate::runtime::{RunSpec, Runtime, StopWhen};
@@ -16,11 +18,12 @@ use classcache_core::artifact::{
 };
 use classcache_core::digest::Digest;
 use classcache_core::jvm::{self, AgentSetup, JvmProperties, StepRole, TrainingPlan};
-use classcache_core::key::{AgentIdentity, KeyInputs};
+use classcache_core::key::{AgentIdentity, IndexKey, KeyInputs};
+use classcache_core::media_types;
 use classcache_core::oci::Descriptor;
 use classcache_core::reference::{ArchiveLocation, RegistryRef};
 use classcache_oci::layout::OciLayout;
-use classcache_oci::registry::{RegistryClient, RegistryOptions};
+use classcache_oci::registry::{PushedArchive, RegistryClient, RegistryOptions};
 use classcache_oci::store::ArchiveStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -268,8 +271,20 @@ pub async fn open_runtime(
     .await?;
     // The archive is bound to the platform manifest (not an index): ask the registry for it.
     let target = runtime.target().clone();
-    let resolved = registry_client()?
-        .resolve_image(&image_ref.with_digest(&target_digest(&target)?))
+    let client = registry_client()?;
+    // RepoDigests can list several digests of the repository (an image built and pushed here
+    // as a platform manifest, then pulled by a tag that names a multi-platform index): the
+    // one the tag names in the registry, which the pull just fetched, wins.
+    let mut digest = target_digest(&target)?;
+    if let (None, Some(_)) = (&image_ref.digest, &image_ref.tag) {
+        if let Ok(Some(named)) = client.head_manifest(&image_ref).await {
+            if runtime.repo_digests().contains(&named.digest.to_string()) {
+                digest = named.digest;
+            }
+        }
+    }
+    let resolved = client
+        .resolve_image(&image_ref.with_digest(&digest))
         .await
         .with_context(|| {
             format!(
@@ -298,10 +313,21 @@ pub async fn open_runtime(
                 want.architecture
             )
         })?;
+    // A multi-platform image: its index of per-platform archives will get this platform's.
+    let image_index = if media_types::is_index(&resolved.media_type) {
+        let pinned = image_ref.with_digest(&resolved.digest);
+        client
+            .head_manifest(&pinned)
+            .await
+            .with_context(|| format!("cannot read the image index {pinned}"))?
+    } else {
+        None
+    };
     runtime.set_manifest(
         manifest.digest.to_string(),
         manifest.size,
         manifest.media_type.clone(),
+        image_index,
     );
     Ok(Runtime::Docker(runtime))
 }
@@ -391,7 +417,7 @@ pub async fn build(
         agent.map(|a| &a.setup),
         &args.jvm_options,
     );
-    let key = KeyInputs {
+    let key_inputs = KeyInputs {
         image_digest: target.digest.clone(),
         jvm_build: identity.build.clone(),
         os: target.os.clone(),
@@ -402,9 +428,17 @@ pub async fn build(
             mode: a.setup.mode,
         }),
         jvm_options: args.jvm_options.clone(),
-    }
-    .key()?;
+    };
+    let key = key_inputs.key()?;
     console.step(format!("key {key}"));
+    // One CI job per platform derives the same index key from the image index.
+    let index = match &target.image_index {
+        Some(image_index) => Some((
+            key_inputs.index_key(image_index.digest.as_str())?,
+            image_index.clone(),
+        )),
+        None => None,
+    };
     // The first run is the verification's run without the archive: counted there.
     let probe_ms = (started.elapsed().as_millis() as u64).saturating_sub(open_ms + baseline_ms);
 
@@ -532,8 +566,15 @@ pub async fn build(
     );
     let publish_started = Instant::now();
     let trained_agent = config.agent.clone();
-    let (reference, digest, not_published) =
-        publish(destination, config, &archive_path, subject, console).await?;
+    let (reference, digest, not_published, index) = publish(
+        destination,
+        config,
+        &archive_path,
+        subject,
+        index.as_ref(),
+        console,
+    )
+    .await?;
     let publish_ms = publish_started.elapsed().as_millis() as u64;
 
     Ok(Report {
@@ -554,6 +595,7 @@ pub async fn build(
             sha256: archive_file.sha256,
             runtime_options: plan.runtime_options.clone(),
             agent: trained_agent,
+            index,
         },
         classes: ClassesReport {
             total: coverage.classes_total,
@@ -668,18 +710,29 @@ async fn train(
     unreachable!("a training plan has at least one step")
 }
 
-/// Pushes to the registry or writes the layout; returns (reference, manifest digest, why not).
+/// What [`publish`] did: (reference, manifest digest, why nothing was published, the index of
+/// per-platform archives it updated).
+type Published = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<IndexReport>,
+);
+
+/// Pushes to the registry or writes the layout. `index` is the index key and image index of a
+/// multi-platform image, whose index of per-platform archives then gets this archive.
 async fn publish(
     destination: &Destination,
     config: ArchiveConfig,
     archive: &Path,
     subject: Descriptor,
+    index: Option<&(IndexKey, Descriptor)>,
     console: &Console,
-) -> Result<(Option<String>, Option<String>, Option<String>)> {
+) -> Result<Published> {
     match destination {
         Destination::None(why) => {
             console.step(format!("not publishing the archive: {why}"));
-            Ok((None, None, Some(why.clone())))
+            Ok((None, None, Some(why.clone()), None))
         }
         Destination::Registry {
             repository,
@@ -711,10 +764,26 @@ async fn publish(
                     signed.signed, signed.tag_reference
                 ));
             }
+            let index = match index {
+                Some((key, image_index)) => {
+                    update_index(
+                        &client,
+                        repository,
+                        key,
+                        image_index,
+                        &pushed,
+                        sign_key.as_deref(),
+                        console,
+                    )
+                    .await?
+                }
+                None => None,
+            };
             Ok((
                 Some(pushed.reference),
                 Some(pushed.manifest_digest.to_string()),
                 None,
+                index,
             ))
         }
         Destination::Layout { dir, tag } => {
@@ -742,7 +811,90 @@ async fn publish(
             );
             let digest = pushed.manifest_digest.to_string();
             console.step(format!("wrote {reference} ({digest})"));
-            Ok((Some(reference), Some(digest), None))
+            if let Some((key, _)) = index {
+                console.step(format!(
+                    "the image is multi-platform, but an OCI layout gets this platform's archive only; the index of per-platform archives ({key}) is kept in a registry: push there (--to REGISTRY/REPO) for one pod template across platforms"
+                ));
+            }
+            Ok((Some(reference), Some(digest), None, None))
         }
     }
+}
+
+/// Adds the pushed archive to the index of per-platform archives `key` of the multi-platform
+/// image `image_index`, keeping the other platforms' entries (one CI job per platform), and
+/// signs the index when the archive was signed (pods pin the index's digest). Skipped, with a
+/// warning, when the image index is not in the destination repository: referrers relate
+/// manifests of one repository only.
+async fn update_index(
+    client: &RegistryClient,
+    repository: &RegistryRef,
+    key: &IndexKey,
+    image_index: &Descriptor,
+    pushed: &PushedArchive,
+    sign_key: Option<&SigningKey>,
+    console: &Console,
+) -> Result<Option<IndexReport>> {
+    let pinned = repository.with_digest(&image_index.digest);
+    if client
+        .head_manifest(&pinned)
+        .await
+        .with_context(|| format!("cannot look up the image index {pinned}"))?
+        .is_none()
+    {
+        console.warn(format!(
+            "the image index {} is not in {repository}, so the archive joins no index of per-platform archives and a pod template serves this platform only; push the archive to the image's own repository (leave out --to)",
+            image_index.digest
+        ));
+        return Ok(None);
+    }
+    let activity = console.activity(format!(
+        "adding the archive to the index of per-platform archives {repository}:{key}"
+    ));
+    let updated = client
+        .update_archive_index(repository, key, image_index, pushed)
+        .await
+        .with_context(|| {
+            format!(
+                "the archive {} is pushed, but the index of per-platform archives {repository}:{key} could not be updated; run the build again",
+                pushed.reference
+            )
+        })?;
+    let names = |platforms: &[Platform]| {
+        platforms
+            .iter()
+            .map(Platform::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    activity.finish(format!(
+        "index {} covers {}{}",
+        updated.reference,
+        names(&updated.platforms),
+        if updated.missing.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (no archive yet for {}: run the build on those platforms too)",
+                names(&updated.missing)
+            )
+        }
+    ));
+    if let Some(sign_key) = sign_key {
+        let signed = client
+            .push_signature(repository, &updated.descriptor, sign_key)
+            .await
+            .with_context(|| format!("signing the index {} failed: fetchers with --require-signature refuse it; run the build again", updated.reference))?;
+        console.step(format!(
+            "signed the index {} ({} and a referrer)",
+            signed.signed, signed.tag_reference
+        ));
+    }
+    Ok(Some(IndexReport {
+        reference: updated.reference,
+        digest: updated.digest.to_string(),
+        key: updated.key.to_string(),
+        platforms: updated.platforms.iter().map(Platform::to_string).collect(),
+        missing: updated.missing.iter().map(Platform::to_string).collect(),
+    }))
 }

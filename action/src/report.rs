@@ -51,6 +51,25 @@ pub struct ArchiveReport {
     /// workload attaches it itself (`runtime_options` never do).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<classcache_core::artifact::AgentInfo>,
+    /// The index of per-platform archives this archive joined (a multi-platform image pushed
+    /// to its own repository): what `enable` pins for every node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexReport>,
+}
+
+/// The index of per-platform archives after this build's update.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexReport {
+    /// `registry/repo:<index key>@sha256:…`.
+    pub reference: String,
+    pub digest: String,
+    /// The index key (its tag).
+    pub key: String,
+    /// The platforms it covers now.
+    pub platforms: Vec<String>,
+    /// The image's platforms that have no archive in it yet.
+    pub missing: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,11 +133,15 @@ impl Report {
     /// `name=value` lines for `$GITHUB_OUTPUT`.
     pub fn github_outputs(&self) -> String {
         format!(
-            "key={}\narchive={}\ndigest={}\nspeedup={}\n",
+            "key={}\narchive={}\ndigest={}\nspeedup={}\nindex={}\n",
             self.key,
             self.archive.reference.as_deref().unwrap_or(""),
             self.archive.digest.as_deref().unwrap_or(""),
-            self.speedup_text()
+            self.speedup_text(),
+            self.archive
+                .index
+                .as_ref()
+                .map_or("", |i| i.reference.as_str())
         )
     }
 
@@ -142,6 +165,21 @@ impl Report {
                     (Some(r), _) => format!("`{r}`"),
                     (None, Some(why)) => format!("not published: {why}"),
                     (None, None) => "not published".to_string(),
+                },
+            ),
+            (
+                "Index of per-platform archives",
+                match &self.archive.index {
+                    Some(i) if i.missing.is_empty() => {
+                        format!("`{}` ({})", i.reference, i.platforms.join(", "))
+                    }
+                    Some(i) => format!(
+                        "`{}` ({}; none yet for {})",
+                        i.reference,
+                        i.platforms.join(", "),
+                        i.missing.join(", ")
+                    ),
+                    None => "none (single-platform image)".to_string(),
                 },
             ),
             (

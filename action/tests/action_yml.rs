@@ -95,7 +95,7 @@ fn outputs_are_the_ones_the_build_writes() {
         .collect();
     assert_eq!(
         outputs,
-        BTreeSet::from(["archive", "digest", "key", "speedup"])
+        BTreeSet::from(["archive", "digest", "index", "key", "speedup"])
     );
     for name in outputs {
         assert_eq!(

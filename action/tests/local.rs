@@ -104,6 +104,10 @@ fn the_main_job_writes_an_oci_layout_and_github_outputs() {
             .any(|l| l.starts_with("speedup=") && l.len() > "speedup=".len()),
         "{outputs}"
     );
+    assert!(
+        outputs.contains("index=\n"),
+        "a local build joins no index of per-platform archives: {outputs}"
+    );
     let markdown = std::fs::read_to_string(&summary).unwrap();
     assert!(markdown.contains("| Kind | dynamic-cds |"), "{markdown}");
 }

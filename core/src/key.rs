@@ -134,6 +134,8 @@ pub enum KeyError {
     UnknownAgentMode(String),
     #[error("{0:?} is not a classcache key; a key looks like {KEY_PREFIX}<64 lower-case hex>")]
     NotAKey(String),
+    #[error("{0:?} is not a classcache index key; an index key looks like {INDEX_KEY_PREFIX}<64 lower-case hex>")]
+    NotAnIndexKey(String),
 }
 
 /// True for `n` lower-case hex digits.
@@ -170,37 +172,117 @@ impl KeyInputs {
             return Err(KeyError::BadImageDigest(self.image_digest.clone()));
         }
         let mut out = format!("classcache-key/v{KEY_VERSION}\n");
-        let mut line = |name: &str, value: &str| {
-            out.push_str(name);
-            out.push('=');
-            out.push_str(value);
-            out.push('\n');
-        };
-        line("image-digest", &self.image_digest);
-        line("jvm-build", single_line("jvm_build", &self.jvm_build)?);
-        line("os", single_line("os", &self.os)?);
-        line("arch", single_line("arch", &self.arch)?);
-        line("kind", self.kind.as_str());
+        push_line(&mut out, "image-digest", &self.image_digest);
+        push_line(
+            &mut out,
+            "jvm-build",
+            single_line("jvm_build", &self.jvm_build)?,
+        );
+        push_line(&mut out, "os", single_line("os", &self.os)?);
+        push_line(&mut out, "arch", single_line("arch", &self.arch)?);
+        self.push_platform_independent(&mut out)?;
+        Ok(out)
+    }
+
+    /// The lines every platform's archive of one build shares: kind, agent, JVM options.
+    fn push_platform_independent(&self, out: &mut String) -> Result<(), KeyError> {
+        push_line(out, "kind", self.kind.as_str());
         match &self.agent {
             Some(agent) => {
                 if !is_lower_hex(&agent.sha256, 64) {
                     return Err(KeyError::BadAgentSha(agent.sha256.clone()));
                 }
-                line("agent-sha256", &agent.sha256);
-                line("agent-mode", agent.mode.as_str());
+                push_line(out, "agent-sha256", &agent.sha256);
+                push_line(out, "agent-mode", agent.mode.as_str());
             }
-            None => line("agent", "none"),
+            None => push_line(out, "agent", "none"),
         }
         for option in &self.jvm_options {
-            line("jvm-option", single_line("jvm_options", option)?);
+            push_line(out, "jvm-option", single_line("jvm_options", option)?);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Derives the key: `classcache-v1-` + hex sha256 of [`KeyInputs::canonical`].
     pub fn key(&self) -> Result<ArchiveKey, KeyError> {
         let digest = Sha256::digest(self.canonical()?.as_bytes());
         Ok(ArchiveKey(format!("{KEY_PREFIX}{}", hex::encode(digest))))
+    }
+
+    /// The canonical serialization of the index key (see `docs/archive-key.md`): the image
+    /// index digest instead of the platform's image digest, JVM build and platform, then the
+    /// lines of [`KeyInputs::canonical`] that every platform's build shares.
+    pub fn index_canonical(&self, image_index_digest: &str) -> Result<String, KeyError> {
+        if !is_sha256_digest(image_index_digest) {
+            return Err(KeyError::BadImageDigest(image_index_digest.to_string()));
+        }
+        let mut out = format!("classcache-index-key/v{KEY_VERSION}\n");
+        push_line(&mut out, "image-index", image_index_digest);
+        self.push_platform_independent(&mut out)?;
+        Ok(out)
+    }
+
+    /// The key of the index of per-platform archives these inputs' archive belongs to when
+    /// the image is the platform manifest of the multi-platform image `image_index_digest`:
+    /// `classcache-index-v1-` + hex sha256 of [`KeyInputs::index_canonical`]. One CI job per
+    /// platform derives the same index key, so their archives meet in one index.
+    pub fn index_key(&self, image_index_digest: &str) -> Result<IndexKey, KeyError> {
+        let digest = Sha256::digest(self.index_canonical(image_index_digest)?.as_bytes());
+        Ok(IndexKey(format!(
+            "{INDEX_KEY_PREFIX}{}",
+            hex::encode(digest)
+        )))
+    }
+}
+
+fn push_line(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push('=');
+    out.push_str(value);
+    out.push('\n');
+}
+
+/// Every index key (the tag of an index of per-platform archives) starts with this; it never
+/// collides with archive keys ([`KEY_PREFIX`]) nor with the fallback tags (`sha256-<hex>`).
+pub const INDEX_KEY_PREFIX: &str = "classcache-index-v1-";
+
+/// The key of an index of per-platform archives, `classcache-index-v1-<64 hex>`: its tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IndexKey(String);
+
+impl IndexKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IndexKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for IndexKey {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        match s.strip_prefix(INDEX_KEY_PREFIX) {
+            Some(hex) if is_lower_hex(hex, 64) => Ok(IndexKey(s.to_string())),
+            _ => Err(KeyError::NotAnIndexKey(s.to_string())),
+        }
+    }
+}
+
+impl TryFrom<String> for IndexKey {
+    type Error = KeyError;
+    fn try_from(s: String) -> Result<Self, KeyError> {
+        s.parse()
+    }
+}
+
+impl From<IndexKey> for String {
+    fn from(k: IndexKey) -> String {
+        k.0
     }
 }
 
@@ -285,6 +367,67 @@ mod tests {
         assert_eq!(
             with_agent().key().unwrap().as_str(),
             "classcache-v1-e2880591f07614fbbe50ce7ae25d54fa9c84269c4f610b40545f35bff520ee93"
+        );
+    }
+
+    const IMAGE_INDEX: &str =
+        "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+    // Golden vectors of the index key: also in docs/archive-key.md.
+    #[test]
+    fn index_key_golden_vectors() {
+        assert_eq!(
+            plain().index_canonical(IMAGE_INDEX).unwrap(),
+            format!("classcache-index-key/v1\nimage-index={IMAGE_INDEX}\nkind=dynamic-cds\nagent=none\n")
+        );
+        assert_eq!(
+            plain().index_key(IMAGE_INDEX).unwrap().as_str(),
+            "classcache-index-v1-7994f27329166b2cbb9a59a217bdadb5ab8b795a0ff510f2c366d9bdd23d8b95"
+        );
+        assert_eq!(
+            with_agent().index_key(IMAGE_INDEX).unwrap().as_str(),
+            "classcache-index-v1-19d31b17e80a003895f028d28674d3dc79143aab1d1a72b776a184001bbc7859"
+        );
+    }
+
+    /// The platform's own inputs leave the index key alone (one CI job per platform derives the
+    /// same one); every other input, and the image index, change it.
+    #[test]
+    fn only_platform_independent_inputs_change_the_index_key() {
+        let base = with_agent().index_key(IMAGE_INDEX).unwrap();
+        let same_build_other_platform = KeyInputs {
+            image_digest: IMAGE.replace('0', "1"),
+            jvm_build: "25.0.1+8-LTS-aarch64".into(),
+            arch: "amd64".into(),
+            ..with_agent()
+        };
+        assert_eq!(
+            same_build_other_platform.index_key(IMAGE_INDEX).unwrap(),
+            base
+        );
+        for other in [
+            KeyInputs {
+                kind: ArchiveKind::DynamicCds,
+                ..with_agent()
+            },
+            KeyInputs {
+                agent: None,
+                ..with_agent()
+            },
+            KeyInputs {
+                jvm_options: vec![],
+                ..with_agent()
+            },
+        ] {
+            assert_ne!(other.index_key(IMAGE_INDEX).unwrap(), base, "{other:?}");
+        }
+        assert_ne!(with_agent().index_key(IMAGE).unwrap(), base);
+        assert!(base.as_str().parse::<ArchiveKey>().is_err());
+        assert_eq!(base.as_str().parse::<IndexKey>().unwrap(), base);
+        assert!(plain().key().unwrap().as_str().parse::<IndexKey>().is_err());
+        assert_eq!(
+            plain().index_key("latest").unwrap_err(),
+            KeyError::BadImageDigest("latest".into())
         );
     }
 

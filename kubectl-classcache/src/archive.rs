@@ -4,10 +4,10 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use classcache_core::allowed_registry::AllowedRegistries;
-use classcache_core::artifact::{image_volume_of, ArchiveConfig, Platform};
+use classcache_core::artifact::{image_volume_of, newest_referrer, ArchiveConfig, Platform};
 use classcache_core::digest::Digest;
 use classcache_core::media_types;
-use classcache_core::oci::{Descriptor, ANNOTATION_CREATED};
+use classcache_core::oci::Descriptor;
 use classcache_core::reference::{ArchiveLocation, RegistryRef};
 use classcache_oci::content::{archive_manifests, ArchiveManifest, ContentRef};
 use classcache_oci::layout::OciLayout;
@@ -74,6 +74,23 @@ impl ResolvedArchive {
                     self.reference, config.platform
                 )
             })?;
+        }
+        // The JVM's path is `paths::pod_archive_path(pinned, file name)` on every node: one
+        // template serves every platform only when every platform's file has the same name.
+        if let Some(other) = self
+            .configs
+            .iter()
+            .find(|c| c.archive.name != first.archive.name)
+        {
+            bail!(
+                "{}: the archives for {} and {} are files of different names ({} vs {}), so the path in \
+                 JAVA_TOOL_OPTIONS cannot be the same on every node: train both platforms with the same --kind",
+                self.reference,
+                first.platform,
+                other.platform,
+                first.archive.name,
+                other.archive.name
+            );
         }
         if let Some(other) = self
             .configs
@@ -339,15 +356,11 @@ impl Resolver {
         let mut notes = vec![];
         // A multi-platform image: an index of its per-platform archives hangs off the image index.
         if resolved.manifests.len() > 1 || media_types::is_index(&resolved.media_type) {
-            let entries = client
-                .find_archives(&repo, &resolved.digest)
+            let found = client
+                .find_archive_index(&repo, &resolved.digest)
                 .await
                 .with_context(|| format!("image {image}"))?;
-            if let Some(entry) = newest(
-                entries
-                    .iter()
-                    .filter(|d| media_types::is_index(&d.media_type)),
-            ) {
+            if let Some(entry) = found {
                 let pinned = repo.with_digest(&entry.digest);
                 let (digest, manifests) = archive_manifests(
                     &client.source(&repo),
@@ -355,6 +368,24 @@ impl Resolver {
                 )
                 .await
                 .with_context(|| format!("image {image}: its archive index {pinned}"))?;
+                let missing: Vec<String> = resolved
+                    .manifests
+                    .iter()
+                    .filter_map(|m| m.platform.as_ref())
+                    .filter(|p| {
+                        !manifests
+                            .iter()
+                            .any(|a| a.config.platform.without_variant() == p.without_variant())
+                    })
+                    .map(Platform::to_string)
+                    .collect();
+                if !missing.is_empty() {
+                    notes.push(format!(
+                        "the archive index {pinned} has no archive for {}; pods on those platforms start without one: \
+                         run classcache-build on them too (each run adds its platform to the index), then enable again",
+                        missing.join(", ")
+                    ));
+                }
                 return Ok(Some(ResolvedArchive::new(
                     pinned.to_string(),
                     Some(&repo),
@@ -371,7 +402,7 @@ impl Resolver {
                 .find_archives(&repo, &m.digest)
                 .await
                 .with_context(|| format!("image {image}"))?;
-            if let (Some(entry), Some(p)) = (newest(entries.iter()), &m.platform) {
+            if let (Some(entry), Some(p)) = (newest_referrer(entries.iter()), &m.platform) {
                 per_platform.push((p.clone(), entry.clone()));
             }
         }
@@ -407,14 +438,6 @@ impl Resolver {
             notes,
         )))
     }
-}
-
-/// The most recently created of several archives (RFC 3339 `created` annotations sort as text).
-fn newest<'a>(entries: impl Iterator<Item = &'a Descriptor>) -> Option<&'a Descriptor> {
-    entries.max_by(|a, b| {
-        a.annotation(ANNOTATION_CREATED)
-            .cmp(&b.annotation(ANNOTATION_CREATED))
-    })
 }
 
 #[cfg(test)]

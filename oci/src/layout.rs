@@ -670,7 +670,11 @@ mod tests {
             "2026-01-01T00:00:00Z",
         )
         .unwrap();
-        let tag = artifact::archive_index_tag(&image_index.digest);
+        let tag = format!(
+            "{}{}",
+            classcache_core::key::INDEX_KEY_PREFIX,
+            image_index.digest.hex()
+        );
         let digest = layout
             .write_archive_index(&index, std::slice::from_ref(&tag))
             .unwrap();

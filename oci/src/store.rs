@@ -8,6 +8,7 @@ use crate::registry::{PushedArchive, ReferrersUpdate, RegistryClient, RegistryEr
 use bytes::Bytes;
 use classcache_core::artifact::{self, ArchiveConfig};
 use classcache_core::digest::Digest;
+use classcache_core::key::IndexKey;
 use classcache_core::media_types;
 use classcache_core::oci::{Descriptor, ImageManifest};
 use classcache_core::platform::Platform;
@@ -151,18 +152,19 @@ impl ArchiveStore {
     }
 
     /// Stores the index of per-platform archives of a multi-platform image (see
-    /// [`artifact::build_archive_index`]) under [`artifact::archive_index_tag`] (and the
-    /// location's own tag, if any), and makes it findable from the image index. Every entry's
-    /// archive must already be in this store. Returns the index's digest: what pods pin.
+    /// [`artifact::build_archive_index`]) under its index key `key` (and the location's own
+    /// tag, if any), and makes it findable from the image index. Every entry's archive must
+    /// already be in this store. Returns the index's digest: what pods pin. It writes the
+    /// given entries as they are; CI jobs that each add their own platform use
+    /// [`RegistryClient::update_archive_index`].
     pub async fn push_archive_index(
         &self,
+        key: &IndexKey,
         subject: Descriptor,
         entries: Vec<Descriptor>,
     ) -> Result<Digest, StoreError> {
-        let index =
-            artifact::build_archive_index(entries, subject.clone(), &artifact::now_rfc3339())
-                .map_err(LayoutError::from)?;
-        let mut tags = vec![artifact::archive_index_tag(&subject.digest)];
+        let index = artifact::archive_index_of(key, subject, entries).map_err(LayoutError::from)?;
+        let mut tags = vec![key.to_string()];
         let own = match self {
             ArchiveStore::Registry { reference, .. } => reference.tag.clone(),
             ArchiveStore::Layout { tag, .. } => tag.clone(),

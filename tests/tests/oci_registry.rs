@@ -763,8 +763,15 @@ async fn an_index_of_per_platform_archives_hangs_off_a_multi_platform_image() {
         false,
     )
     .unwrap();
+    let key: classcache_core::key::IndexKey = format!(
+        "{}{}",
+        classcache_core::key::INDEX_KEY_PREFIX,
+        image_index_desc.digest.hex()
+    )
+    .parse()
+    .unwrap();
     let index_digest = store
-        .push_archive_index(image_index_desc.clone(), entries)
+        .push_archive_index(&key, image_index_desc.clone(), entries)
         .await
         .unwrap();
 
@@ -781,7 +788,7 @@ async fn an_index_of_per_platform_archives_hangs_off_a_multi_platform_image() {
         [(media_types::OCI_INDEX, index_digest.as_str())]
     );
     let tagged = client
-        .head_manifest(&repo.with_tag(&artifact::archive_index_tag(&image_index_desc.digest)))
+        .head_manifest(&repo.with_tag(key.as_str()))
         .await
         .unwrap();
     assert_eq!(tagged.map(|d| d.digest), Some(index_digest.clone()));

@@ -47,6 +47,9 @@ pub struct DockerRuntime {
     /// The image as containers are created from it (the pulled reference).
     image: String,
     target: Target,
+    /// The registry digests the engine knows for the image's repository (`RepoDigests`):
+    /// several when it was pushed as a platform manifest and pulled as a multi-platform index.
+    repo_digests: Vec<String>,
     network: String,
     env: Vec<String>,
     /// The image's own environment (`KEY=VALUE`), as inspect shows it.
@@ -158,15 +161,21 @@ impl DockerRuntime {
             entrypoint: config.entrypoint.clone().unwrap_or_default(),
             cmd: config.cmd.clone().unwrap_or_default(),
             java_tool_options,
+            image_index: None,
         };
         let work_dir = tempfile::Builder::new()
             .prefix("classcache-build-")
             .tempdir()
             .context("cannot create a work directory under the temp dir; set TMPDIR to a writable directory")?;
+        let repo_digests = repo_digests
+            .iter()
+            .filter_map(|d| d.split_once('@').map(|(_, h)| h.to_string()))
+            .collect();
         Ok(DockerRuntime {
             docker,
             image,
             target,
+            repo_digests,
             network: options.network,
             env: options
                 .env
@@ -186,11 +195,24 @@ impl DockerRuntime {
         &self.target
     }
 
-    /// Fills in the platform manifest's size and media type (from the registry), for `subject`.
-    pub fn set_manifest(&mut self, digest: String, size: u64, media_type: String) {
+    /// The registry digests the engine knows for the image (see `repo_digests`).
+    pub fn repo_digests(&self) -> &[String] {
+        &self.repo_digests
+    }
+
+    /// Fills in the platform manifest's size and media type (from the registry), for `subject`,
+    /// and the image index it was picked from, if any.
+    pub fn set_manifest(
+        &mut self,
+        digest: String,
+        size: u64,
+        media_type: String,
+        image_index: Option<classcache_core::oci::Descriptor>,
+    ) {
         self.target.digest = digest;
         self.target.manifest_size = size;
         self.target.manifest_media_type = media_type;
+        self.target.image_index = image_index;
     }
 
     pub fn host_work_dir(&self) -> &Path {

@@ -87,6 +87,7 @@ impl LocalRuntime {
             entrypoint: vec![java.display().to_string()],
             cmd: java_args.clone(),
             java_tool_options: std::env::var("JAVA_TOOL_OPTIONS").ok(),
+            image_index: None,
         };
         Ok(LocalRuntime {
             java,

@@ -33,6 +33,10 @@ pub struct Target {
     pub cmd: Vec<String>,
     /// `JAVA_TOOL_OPTIONS` the image already sets; the build's options go after it.
     pub java_tool_options: Option<String>,
+    /// The multi-platform image (OCI index or Docker manifest list) the platform manifest was
+    /// picked from, when the image is one: its index of per-platform archives gets this
+    /// platform's archive.
+    pub image_index: Option<classcache_core::oci::Descriptor>,
 }
 
 /// When a run ends.

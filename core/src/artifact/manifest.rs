@@ -1,5 +1,5 @@
-//! The archive artifact's manifest and the index of per-platform archives: building them, and
-//! parsing and checking what is read back. It must not fetch anything.
+//! The archive artifact's manifest: building it, and parsing and checking what is read back
+//! (the index of per-platform archives is `index.rs`). It must not fetch anything.
 
 use super::{
     build_image_volume_form, check_blob, parse_json, ArchiveConfig, ArtifactError, ImageVolumeForm,
@@ -8,8 +8,7 @@ use super::{
 };
 use crate::digest::Digest;
 use crate::media_types;
-use crate::oci::{Descriptor, ImageIndex, ImageManifest, ANNOTATION_CREATED};
-use crate::platform::Platform;
+use crate::oci::{Descriptor, ImageManifest, ANNOTATION_CREATED};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -59,64 +58,6 @@ pub fn build_manifest(
         subject: Some(subject),
         annotations: manifest_annotations(config),
     }
-}
-
-/// The tag of the index of per-platform archives attached to a multi-platform image index:
-/// `classcache-index-<hex of the image index digest>` (never a key nor a fallback tag).
-pub fn archive_index_tag(image_index_digest: &Digest) -> String {
-    format!("classcache-index-{}", image_index_digest.hex())
-}
-
-/// The descriptor of an archive manifest as an entry of an index of per-platform archives.
-pub fn archive_index_entry(manifest_descriptor: &Descriptor, config: &ArchiveConfig) -> Descriptor {
-    let mut entry = manifest_descriptor.clone();
-    entry.platform = Some(config.platform.clone());
-    entry.artifact_type = Some(media_types::ARCHIVE_ARTIFACT_TYPE.to_string());
-    entry
-}
-
-/// Builds the index of per-platform archives of a multi-platform image: `artifactType` the
-/// archive type, `subject` the image index, one entry per platform (see
-/// [`archive_index_entry`]). Pods pin its digest, the same on every node; each node takes the
-/// entry for its own platform.
-pub fn build_archive_index(
-    entries: Vec<Descriptor>,
-    subject: Descriptor,
-    created: &str,
-) -> Result<ImageIndex, ArtifactError> {
-    let bad = |problem: String| ArtifactError::BadIndexEntries {
-        subject: subject.digest.to_string(),
-        problem,
-    };
-    if entries.is_empty() {
-        return Err(bad("no entries".into()));
-    }
-    let mut seen = Vec::new();
-    for e in &entries {
-        let Some(p) = &e.platform else {
-            return Err(bad(format!("entry {} has no platform", e.digest)));
-        };
-        if e.artifact_type.as_deref() != Some(media_types::ARCHIVE_ARTIFACT_TYPE)
-            || e.media_type != media_types::OCI_MANIFEST
-        {
-            return Err(bad(format!(
-                "entry {} is not an archive manifest",
-                e.digest
-            )));
-        }
-        if seen.contains(p) {
-            return Err(bad(format!("two entries for {p}")));
-        }
-        seen.push(p.clone());
-    }
-    Ok(ImageIndex {
-        schema_version: 2,
-        media_type: Some(media_types::OCI_INDEX.to_string()),
-        artifact_type: Some(media_types::ARCHIVE_ARTIFACT_TYPE.to_string()),
-        manifests: entries,
-        subject: Some(subject),
-        annotations: BTreeMap::from([(ANNOTATION_CREATED.to_string(), created.to_string())]),
-    })
 }
 
 /// The referrer entry of a manifest or index: its descriptor with `artifactType` and annotations.
@@ -193,37 +134,6 @@ pub fn describe_archive(
         manifest_descriptor,
         image_volume,
     })
-}
-
-/// The platforms of an index of per-platform archives, in index order.
-pub fn index_platforms(index: &ImageIndex) -> Vec<Platform> {
-    index
-        .manifests
-        .iter()
-        .filter_map(|d| d.platform.clone())
-        .collect()
-}
-
-/// The entry of an index of per-platform archives for `want` (a `want` without variant
-/// accepts any variant); the error names the platforms the index has.
-pub fn pick_platform_archive<'a>(
-    reference: &str,
-    index: &'a ImageIndex,
-    want: &Platform,
-) -> Result<&'a Descriptor, ArtifactError> {
-    index
-        .manifests
-        .iter()
-        .find(|d| d.platform.as_ref().is_some_and(|p| p.satisfies(want)))
-        .ok_or_else(|| ArtifactError::NoArchiveForPlatform {
-            reference: reference.to_string(),
-            platform: want.to_string(),
-            available: index_platforms(index)
-                .iter()
-                .map(Platform::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
 }
 
 /// Parses and checks an archive manifest read from `reference`: JSON, media types,

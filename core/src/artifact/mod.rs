@@ -3,12 +3,14 @@
 
 mod config;
 mod image_volume;
+mod index;
 mod layer;
 mod manifest;
 pub mod signature;
 
 pub use config::*;
 pub use image_volume::*;
+pub use index::*;
 pub use layer::*;
 pub use manifest::*;
 

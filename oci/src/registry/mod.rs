@@ -6,6 +6,7 @@
 //! names is confirmed present, and the referrers tag-schema fallback index is kept up to date
 //! when the registry has no referrers API (CNCF distribution 2.8 answers 404 there).
 
+mod archive_index;
 mod archives;
 mod auth;
 mod blobs;
@@ -16,6 +17,7 @@ mod signatures;
 mod source;
 
 pub use crate::content::{ArchiveManifest, PulledArchive, RawManifest, ResolvedImage};
+pub use archive_index::UpdatedIndex;
 pub use client::RegistryClient;
 pub use referrers::{archive_entries, fallback_tag};
 pub use signatures::PushedSignature;
