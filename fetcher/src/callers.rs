@@ -64,6 +64,8 @@ pub enum Refusal {
         ip: IpAddr,
         wanted: String,
     },
+    #[error("{0} may not read page-sharing stats (they name this node's pods): only the API server (`kubectl classcache status` asks through its pod proxy, which checks `get pods/proxy` on the fetcher) and the fetchers' nodes may")]
+    NotAStatsReader(IpAddr),
 }
 
 impl Refusal {
@@ -72,6 +74,7 @@ impl Refusal {
             Refusal::NotAPeer(_) => Denial::NotAPeer,
             Refusal::NotOnThisNode(_) => Denial::NotOnThisNode,
             Refusal::NotPinned { .. } => Denial::NotPinned,
+            Refusal::NotAStatsReader(_) => Denial::NotAStatsReader,
         }
     }
 }
@@ -126,6 +129,9 @@ pub struct Callers {
     wait: Duration,
     waiting: Semaphore,
     metrics: Arc<Metrics>,
+    /// The API server's addresses (the `kubernetes` Service's endpoints): where its pod proxy,
+    /// and so `kubectl classcache status`, comes from. Known only with `serve --stats`.
+    api_servers: RwLock<Vec<IpAddr>>,
 }
 
 impl Callers {
@@ -143,6 +149,7 @@ impl Callers {
             wait,
             waiting: Semaphore::new(MAX_WAITING),
             metrics,
+            api_servers: RwLock::new(Vec::new()),
         })
     }
 
@@ -186,6 +193,45 @@ impl Callers {
         all.sort_by_key(|r| r.to_string());
         all.dedup_by_key(|r| r.to_string());
         all
+    }
+
+    /// `namespace/name` of the pod on this node with `uid`, if the pod watch shows one.
+    pub fn pod_name(&self, uid: &str) -> Option<String> {
+        let pods = self.pods.read().unwrap_or_else(|p| p.into_inner());
+        pods.as_ref()?.get(uid).map(|p| p.name.clone())
+    }
+
+    /// Replaces the API server's addresses.
+    pub fn set_api_servers(&self, addresses: Vec<IpAddr>) {
+        *self.api_servers.write().unwrap_or_else(|p| p.into_inner()) =
+            addresses.into_iter().map(canonical).collect();
+    }
+
+    /// Page-sharing stats (pod names and memory figures, no archive bytes): the API server,
+    /// whose pod proxy checks the user's `get pods/proxy` right on the fetcher's namespace
+    /// (that is how `kubectl classcache status` asks), the peers (the nodes' own addresses: the
+    /// API server's too where it runs on a node), and `--allow-pods-from` networks. Never
+    /// ordinary pods: a tenant must not list another tenant's pods through the fetcher.
+    pub fn check_stats_reader(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let ip = canonical(ip);
+        let api_server = self
+            .api_servers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&ip);
+        if api_server || self.open_networks.iter().any(|n| n.contains(&ip)) {
+            return Ok(());
+        }
+        let known = self
+            .peers
+            .snapshot()
+            .iter()
+            .any(|p| peer_ip(&p.url) == Some(ip));
+        self.count(if known {
+            Ok(())
+        } else {
+            Err(Refusal::NotAStatsReader(ip))
+        })
     }
 
     /// Whether the node's pods are known (the pod watch listed them at least once).
@@ -439,6 +485,36 @@ mod tests {
             .check_pod(ip, Wanted::Reference(&reference(&pinned)))
             .await
             .is_err());
+    }
+
+    #[test]
+    fn stats_go_to_the_api_server_peers_and_open_networks_only() {
+        let c = callers(Duration::ZERO);
+        let api: IpAddr = "10.88.0.1".parse().unwrap();
+        let pod: IpAddr = "10.244.1.5".parse().unwrap();
+        c.set_pods([pod_with_ip("u1", "10.244.1.5")]);
+        assert_eq!(c.pod_name("u1").as_deref(), Some("shop/u1"));
+        assert_eq!(c.pod_name("u2"), None);
+        // Before the API server's address is known, it is a stranger like any pod.
+        assert_eq!(
+            c.check_stats_reader(api).unwrap_err(),
+            Refusal::NotAStatsReader(api)
+        );
+        c.set_api_servers(vec![api]);
+        assert!(c.check_stats_reader(api).is_ok());
+        assert!(c
+            .check_stats_reader("::ffff:10.88.0.1".parse().unwrap())
+            .is_ok());
+        assert!(c.check_stats_reader("10.0.0.1".parse().unwrap()).is_ok());
+        assert!(c.check_stats_reader("192.168.7.9".parse().unwrap()).is_ok());
+        // A pod of this node, even one the watch knows, is refused: pod names are not its to read.
+        let e = c.check_stats_reader(pod).unwrap_err();
+        assert!(e.to_string().contains("pods/proxy"), "{e}");
+        assert_eq!(c.metrics.denials(Denial::NotAStatsReader), 2);
+    }
+
+    fn pod_with_ip(uid: &str, ip: &str) -> NodePod {
+        pod(uid, ip, &[])
     }
 
     #[test]

@@ -109,6 +109,14 @@ pub struct ServeArgs {
     pub allowed_registries: Vec<classcache_core::allowed_registry::AllowedRegistry>,
     #[command(flatten)]
     pub signatures: classcache_core::fetcher::args::SignatureArgs,
+    /// Serve page-sharing stats (which pods map each published archive, Σ Pss / Σ Rss) to the
+    /// API server and peers. Reading other processes' memory maps needs the host's PID namespace
+    /// and CAP_SYS_PTRACE: `kubectl classcache install --stats` adds both.
+    #[arg(long = classcache_core::fetcher::args::STATS_FLAG)]
+    pub stats: bool,
+    /// Where the proc filesystem is (the host's, with hostPID).
+    #[arg(long, default_value = "/proc", hide = true)]
+    pub proc_root: PathBuf,
     /// Test only: corrupt every chunk uploaded to peers.
     #[arg(long, hide = true)]
     pub corrupt_uploads: bool,

@@ -16,6 +16,7 @@ pub mod peers;
 pub mod pod_watch;
 pub mod ranking;
 pub mod serve;
+pub mod sharing;
 pub mod signature;
 pub mod sources;
 pub mod store;

@@ -103,6 +103,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .filter_map(|r| r.digest)
                 .collect()
         });
+        if args.stats {
+            let (client, callers) = (client.clone(), callers.clone());
+            tokio::spawn(async move {
+                classcache_fetcher::sharing::watch_api_servers(client, callers).await
+            });
+        }
         let (node, callers) = (args.node_id.clone(), callers.clone());
         tokio::spawn(async move {
             classcache_fetcher::pod_watch::watch_node_pods(client, &node, callers).await
@@ -146,6 +152,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         callers,
         uploads: Arc::new(tokio::sync::Semaphore::new(args.upload_cap.max(1))),
         corrupt_uploads: args.corrupt_uploads,
+        stats: args.stats.then(|| {
+            Arc::new(classcache_fetcher::sharing::StatsSource {
+                proc_root: args.proc_root.clone(),
+                node_id: args.node_id.clone(),
+            })
+        }),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

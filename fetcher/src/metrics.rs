@@ -88,15 +88,23 @@ pub enum Denial {
     NotAPeer,
     NotOnThisNode,
     NotPinned,
+    /// A caller that is neither the API server nor a peer asked for page-sharing stats.
+    NotAStatsReader,
 }
 
 impl Denial {
-    const ALL: [Denial; 3] = [Self::NotAPeer, Self::NotOnThisNode, Self::NotPinned];
+    const ALL: [Denial; 4] = [
+        Self::NotAPeer,
+        Self::NotOnThisNode,
+        Self::NotPinned,
+        Self::NotAStatsReader,
+    ];
     fn label(self) -> &'static str {
         match self {
             Self::NotAPeer => "not_a_peer",
             Self::NotOnThisNode => "not_on_this_node",
             Self::NotPinned => "not_pinned",
+            Self::NotAStatsReader => "not_a_stats_reader",
         }
     }
 }

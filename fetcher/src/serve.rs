@@ -6,6 +6,7 @@ use crate::callers::{Callers, Refusal, Wanted};
 use crate::follow::Cursor;
 use crate::metrics::Metrics;
 use crate::node::{Availability, Node, Progress};
+use crate::sharing::StatsSource;
 use crate::store::ReadGuard;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Query, State as AxState};
@@ -39,6 +40,8 @@ pub struct ServeState {
     pub uploads: Arc<Semaphore>,
     /// Test only: flip a bit in every chunk sent to peers, to prove they never publish it.
     pub corrupt_uploads: bool,
+    /// `--stats`: where page-sharing stats come from; `None`: the stats route answers 404.
+    pub stats: Option<Arc<StatsSource>>,
 }
 
 impl ServeState {
@@ -56,6 +59,7 @@ pub fn router(state: ServeState) -> Router {
         .route(routes::BLOB, get(blob).head(blob))
         .route(routes::ARCHIVE, get(archive))
         .route(routes::ARCHIVE_FILE, get(archive_file))
+        .route(routes::STATS, get(stats))
         .with_state(state)
 }
 
@@ -102,6 +106,30 @@ async fn metrics(AxState(s): AxState<ServeState>) -> Response {
         s.node().metrics.render(),
     )
         .into_response()
+}
+
+/// Page-sharing stats: who maps each published archive and how much of it is shared. Pod names
+/// leave the node here, so only stats readers may ask (crate::callers); no archive bytes do.
+async fn stats(
+    AxState(s): AxState<ServeState>,
+    ConnectInfo(caller): ConnectInfo<SocketAddr>,
+) -> Response {
+    // Off: say so to anyone (the fix names nothing of the node; and without --stats the
+    // fetcher does not know the API server's addresses, so `status` could not be told apart).
+    let Some(source) = s.stats.clone() else {
+        return error(StatusCode::NOT_FOUND, api::STATS_OFF);
+    };
+    if let Err(refusal) = s.callers.check_stats_reader(caller.ip()) {
+        return forbidden(refusal);
+    }
+    let (store, callers) = (s.node().store.clone(), s.callers.clone());
+    match tokio::task::spawn_blocking(move || source.collect(&store, &callers)).await {
+        Ok(stats) => Json(stats).into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("collecting stats: {e}"),
+        ),
+    }
 }
 
 /// A rejection built early in a handler (boxed: a response is large).

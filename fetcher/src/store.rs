@@ -398,6 +398,29 @@ impl Store {
         Some(record)
     }
 
+    /// Every archive published in the store, with its record, without marking any used (the
+    /// page-sharing stats read them; reading is no use).
+    pub fn published_records(&self) -> Vec<(Digest, PublishedRecord)> {
+        let mut out = vec![];
+        let dirs = fs::read_dir(self.root.join(PUBLISHED_SUBDIR))
+            .into_iter()
+            .flatten();
+        for entry in dirs.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(pinned) = name.replacen('-', ":", 1).parse::<Digest>() else {
+                continue;
+            };
+            if let Some(record) = self.read_record(&name).filter(|r| {
+                check_archive_name(&r.archive.name).is_ok()
+                    && self.published_path(&pinned, &r.archive.name).exists()
+            }) {
+                out.push((pinned, record));
+            }
+        }
+        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        out
+    }
+
     fn touch(&self, path: &Path) {
         let now = SystemTime::now();
         if let Some(e) = self.entries.locked().get_mut(path) {

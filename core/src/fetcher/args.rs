@@ -19,6 +19,8 @@ pub const SIGNATURE_KEY_FLAG: &str = "signature-key";
 pub const SIGNATURE_KEYS_CONFIGMAP: &str = "classcache-signature-keys";
 /// Where the DaemonSet mounts that ConfigMap; each key is `<dir>/<its key in the ConfigMap>`.
 pub const SIGNATURE_KEYS_DIR: &str = "/etc/classcache/signature-keys";
+/// `serve`'s flag that turns on page-sharing stats (`kubectl classcache install --stats` adds it).
+pub const STATS_FLAG: &str = "stats";
 
 /// `--require-signature --signature-key FILE…`, the same flags on `kubectl classcache install`
 /// (which stores the keys and renders the flags into the DaemonSet) and on the fetcher's `serve`.

@@ -22,6 +22,9 @@ pub mod routes {
     pub const ARCHIVE: &str = "/v1/archives/{digest}";
     /// The bytes of a published archive (copy mode; Range).
     pub const ARCHIVE_FILE: &str = "/v1/archives/{digest}/file";
+    /// Page sharing of the published archives among this node's pods ([`super::SharingStats`]);
+    /// only with `serve --stats`, else 404 with [`super::STATS_OFF`].
+    pub const STATS: &str = "/v1/stats";
 }
 
 /// The placeholder in [`routes`] that a digest fills.
@@ -197,6 +200,56 @@ pub struct BlobStatus {
     pub discarded: bool,
 }
 
+/// The body of [`routes::STATS`]'s 404 when the fetcher runs without `--stats`: the fix.
+pub const STATS_OFF: &str = "page-sharing stats are off on this fetcher; turn them on with `kubectl classcache install --stats` (it adds hostPID and CAP_SYS_PTRACE to the fetcher, see docs/security.md)";
+
+/// What [`routes::STATS`] answers: for each archive published on the node, the pods whose
+/// processes map it and the memory of those mappings (sums of `/proc/<pid>/smaps` entries).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharingStats {
+    /// The node's id (`--node-id`).
+    pub node: String,
+    pub archives: Vec<ArchiveSharing>,
+    /// Processes of this node's pods whose memory maps could not be read (no CAP_SYS_PTRACE,
+    /// or they exited while being read): their mappings are missing from the sums.
+    pub unreadable: u32,
+}
+
+/// One published archive's mappings on a node; the sums are over [`Self::pods`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchiveSharing {
+    /// The pinned digest the archive is published under (its directory).
+    pub pinned: String,
+    pub file_name: String,
+    pub pods: Vec<PodSharing>,
+    /// Σ Pss in bytes: each shared page counts 1/n in each of the n processes mapping it.
+    pub pss: u64,
+    /// Σ Rss in bytes: each page counts fully in each process.
+    pub rss: u64,
+}
+
+/// One pod's processes mapping an archive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSharing {
+    /// `namespace/name`.
+    pub pod: String,
+    pub uid: String,
+    pub processes: u32,
+    pub pss: u64,
+    pub rss: u64,
+}
+
+impl ArchiveSharing {
+    /// Σ Pss / Σ Rss: 1 when nothing is shared, 1/n when n processes share every page; `None`
+    /// when nothing maps it.
+    pub fn pss_per_rss(&self) -> Option<f64> {
+        (self.rss > 0).then(|| self.pss as f64 / self.rss as f64)
+    }
+}
+
 /// The `Range` header value asking for a blob from `offset` on.
 pub fn range_from(offset: u64) -> String {
     format!("bytes={offset}-")
@@ -287,6 +340,34 @@ mod tests {
             serde_json::from_str(r#"{"complete":true,"running":false,"written":9,"attempt":null}"#)
                 .unwrap();
         assert!(status.complete && !status.discarded);
+    }
+
+    #[test]
+    fn sharing_stats_are_camel_case_and_give_the_ratio() {
+        let a = ArchiveSharing {
+            pinned: D.into(),
+            file_name: "app.jsa".into(),
+            pods: vec![PodSharing {
+                pod: "shop/a".into(),
+                uid: "u".into(),
+                processes: 1,
+                pss: 10,
+                rss: 20,
+            }],
+            pss: 10,
+            rss: 20,
+        };
+        assert_eq!(a.pss_per_rss(), Some(0.5));
+        assert_eq!(ArchiveSharing::default().pss_per_rss(), None);
+        let json = serde_json::to_value(SharingStats {
+            node: "n".into(),
+            archives: vec![a],
+            unreadable: 0,
+        })
+        .unwrap();
+        assert_eq!(json["archives"][0]["fileName"], "app.jsa");
+        assert_eq!(json["archives"][0]["pods"][0]["pod"], "shop/a");
+        assert_eq!(routes::STATS, "/v1/stats");
     }
 
     #[test]

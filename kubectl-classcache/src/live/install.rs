@@ -120,6 +120,8 @@ pub async fn uninstall(args: &UninstallArgs, report: &mut Report) -> Result<()> 
         image_pull_secret: None,
         allowed_registries: vec![],
         signatures: Default::default(),
+        // What `install --stats` adds is deleted too, whether or not install created it.
+        stats: true,
     };
     let mut objects = crate::install::render(&render_args)
         .context("rendering the templates to know what to delete")?;

@@ -2,6 +2,7 @@
 //! pods that run with them. It only reads; it must not change anything in the cluster.
 
 use anyhow::{anyhow, Result};
+use classcache_core::fetcher::http::{routes, SharingStats, STATS_OFF};
 use classcache_core::podtemplate::{
     self as names, delivery_mode, enabled_archives, fetcher_archive_path, object_label,
     pod_template, DeliveryMode,
@@ -71,6 +72,13 @@ pub async fn status(args: &StatusArgs, report: &mut Report) -> Result<()> {
         named
     };
     let fetchers = fetcher_pods(&cluster, &args.fetcher_namespace).await;
+    // Asked once per fetcher, whatever the number of workloads.
+    let stats = match &fetchers {
+        Ok(list) if !workloads.is_empty() => {
+            fetcher_stats(&cluster, &args.fetcher_namespace, list).await
+        }
+        _ => vec![],
+    };
     let mut resolver = Resolver::new(&args.registry);
     let mut rows = vec![];
     for (r, obj) in &workloads {
@@ -137,7 +145,8 @@ pub async fn status(args: &StatusArgs, report: &mut Report) -> Result<()> {
                 }
                 (Err(e), _) => json!({"error": e}),
             };
-            archive_rows.push(json!({"container": container, "archive": reference, "platforms": details, "nodes": nodes}));
+            let sharing = archive_sharing(&stats, &digest);
+            archive_rows.push(json!({"container": container, "archive": reference, "platforms": details, "nodes": nodes, "sharing": sharing}));
         }
         rows.push(json!({
             "workload": r.label(&name_of(obj)),
@@ -208,6 +217,12 @@ fn print_status(rows: &[Value], none: bool) {
             }
         }
         let pods = row["pods"].as_array().cloned().unwrap_or_default();
+        if !pods.is_empty() {
+            // Sharing only means something once pods run with the archive.
+            for a in row["archives"].as_array().into_iter().flatten() {
+                print_sharing(a.get("sharing").unwrap_or(&Value::Null));
+            }
+        }
         let listed: Vec<String> = pods
             .iter()
             .map(|p| {
@@ -226,6 +241,105 @@ fn print_status(rows: &[Value], none: bool) {
             } else {
                 format!(": {}", listed.join(", "))
             }
+        );
+    }
+}
+
+/// Each fetcher's page-sharing stats (by node), through the API server's pod proxy: the stats, or
+/// why there are none (`STATS_OFF` when the fetcher runs without `--stats`).
+async fn fetcher_stats(
+    cluster: &Cluster,
+    fetcher_ns: &str,
+    fetchers: &[(String, String)],
+) -> Vec<(String, Result<SharingStats, String>)> {
+    let mut out = vec![];
+    for (pod, node) in fetchers {
+        let answer = cluster
+            .proxy_get(fetcher_ns, pod, names::FETCHER_PORT, routes::STATS)
+            .await;
+        let stats = match answer {
+            Ok(text) => serde_json::from_str::<SharingStats>(&text)
+                .map_err(|e| format!("fetcher {pod} answered stats that are not JSON: {e}")),
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(STATS_OFF.to_string()),
+            Err(e) => Err(format!("fetcher {pod}: {e}")),
+        };
+        out.push((node.clone(), stats));
+    }
+    out
+}
+
+/// One archive's sharing per node (nodes where a pod maps it), or why it is unknown.
+fn archive_sharing(stats: &[(String, Result<SharingStats, String>)], pinned: &str) -> Value {
+    if stats.is_empty() {
+        return Value::Null;
+    }
+    // `install` sets --stats on every fetcher or none: one that has it off means all do.
+    if stats
+        .iter()
+        .any(|(_, s)| s.as_ref().err().is_some_and(|e| e == STATS_OFF))
+    {
+        return json!({"error": STATS_OFF});
+    }
+    let unknown: Vec<Value> = stats
+        .iter()
+        .filter_map(|(node, s)| Some(json!({"node": node, "error": s.as_ref().err()?})))
+        .collect();
+    let nodes: Vec<Value> = stats
+        .iter()
+        .filter_map(|(node, s)| {
+            let a = s
+                .as_ref()
+                .ok()?
+                .archives
+                .iter()
+                .find(|a| a.pinned == pinned)?;
+            (!a.pods.is_empty()).then(|| {
+                json!({
+                    "node": node,
+                    "pods": a.pods,
+                    "pss": a.pss,
+                    "rss": a.rss,
+                    "pssPerRss": a.pss_per_rss(),
+                    "unreadable": s.as_ref().map(|s| s.unreadable).unwrap_or(0),
+                })
+            })
+        })
+        .collect();
+    json!({"nodes": nodes, "unknown": unknown})
+}
+
+fn print_sharing(sharing: &Value) {
+    if let Some(e) = sharing["error"].as_str() {
+        println!("    page sharing: unknown ({e})");
+        return;
+    }
+    for n in sharing["nodes"].as_array().into_iter().flatten() {
+        let pods: Vec<String> = n["pods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| p["pod"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let mib = |v: &Value| v.as_u64().unwrap_or(0) as f64 / (1024.0 * 1024.0);
+        println!(
+            "    page sharing on {}: Σ Pss {:.1} MiB / Σ Rss {:.1} MiB = {:.0}% ({} pod(s) map it: {}){}",
+            n["node"].as_str().unwrap_or_default(),
+            mib(&n["pss"]),
+            mib(&n["rss"]),
+            n["pssPerRss"].as_f64().unwrap_or(1.0) * 100.0,
+            pods.len(),
+            pods.join(", "),
+            match n["unreadable"].as_u64().unwrap_or(0) {
+                0 => String::new(),
+                u => format!("; {u} process(es) unreadable, not counted"),
+            }
+        );
+    }
+    for u in sharing["unknown"].as_array().into_iter().flatten() {
+        println!(
+            "    page sharing on {}: unknown ({})",
+            u["node"].as_str().unwrap_or_default(),
+            u["error"].as_str().unwrap_or_default()
         );
     }
 }
