@@ -53,6 +53,51 @@ pub enum Command {
     Install(InstallArgs),
     /// Remove the node fetcher (refuses while workloads are still enabled, unless --force)
     Uninstall(UninstallArgs),
+    /// Print a shell completion script (see `completion --help`)
+    Completion(CompletionArgs),
+    /// Write the Helm chart generated from the templates `install` renders (scripts/helm-chart.sh)
+    #[command(hide = true)]
+    HelmChart(HelmChartArgs),
+}
+
+const COMPLETION_HELP: &str = "\
+Setup:
+  # bash (completes kubectl-classcache; `kubectl classcache` goes through kubectl's completion)
+  source <(kubectl-classcache completion bash)
+
+  # kubectl 1.26+ completes `kubectl classcache <TAB>` by running kubectl_complete-classcache
+  # from PATH; put it next to the plugin (krew: its bin directory)
+  kubectl classcache completion kubectl > \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-classcache\"
+  chmod +x \"${KREW_ROOT:-$HOME/.krew}/bin/kubectl_complete-classcache\"
+
+  # zsh / fish (complete kubectl-classcache)
+  kubectl-classcache completion zsh > \"${fpath[1]}/_kubectl-classcache\"
+  kubectl-classcache completion fish > ~/.config/fish/completions/kubectl-classcache.fish
+";
+
+#[derive(Args, Debug, Clone)]
+#[command(after_help = COMPLETION_HELP)]
+pub struct CompletionArgs {
+    /// bash, zsh or fish: a completion script for `kubectl-classcache`; kubectl: the
+    /// `kubectl_complete-classcache` program kubectl 1.26+ runs to complete `kubectl classcache`
+    /// (it needs bash)
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Kubectl,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HelmChartArgs {
+    /// The chart directory to create (it must not exist, or be empty)
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -205,6 +250,11 @@ pub struct RenderArgs {
     pub allowed_registries: Vec<classcache_core::allowed_registry::AllowedRegistry>,
     #[command(flatten)]
     pub signatures: SignatureArgs,
+    /// Page-sharing stats in `status` (pods per archive, Σ Pss / Σ Rss): gives the fetcher the
+    /// host's PID namespace and CAP_SYS_PTRACE to read the JVMs' /proc/<pid>/smaps (see
+    /// docs/security.md). Off by default
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// `install --require-signature --signature-key FILE…`: the fetchers' signature policy; the

@@ -11,34 +11,66 @@ use crate::manifest::parse_documents;
 use classcache_core::artifact::signature::PublicKey;
 use classcache_core::fetcher::args as fetcher_flags;
 
-/// The templates, in apply order (the namespace first; `uninstall` goes backwards).
-const TEMPLATES: [(&str, &str); 7] = [
+/// When a template is rendered: always, or only with the flag that gives its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum When {
+    Always,
+    /// `--registry-config FILE` (the Helm chart: `registryConfig`).
+    RegistryConfig,
+    /// `--require-signature` (the Helm chart: `requireSignature`).
+    RequireSignature,
+    /// `--stats` (the Helm chart: `stats`); the DaemonSet's part is [`set_stats`].
+    Stats,
+}
+
+/// The templates, in apply order (the namespace first; `uninstall` goes backwards). The Helm
+/// chart (`crate::helm`) is generated from this same list.
+pub(crate) const TEMPLATES: [(&str, When, &str); 8] = [
     (
         "namespace.yaml",
+        When::Always,
         include_str!("../../templates/namespace.yaml"),
     ),
     (
         "serviceaccount.yaml",
+        When::Always,
         include_str!("../../templates/serviceaccount.yaml"),
     ),
-    ("rbac.yaml", include_str!("../../templates/rbac.yaml")),
+    (
+        "rbac.yaml",
+        When::Always,
+        include_str!("../../templates/rbac.yaml"),
+    ),
     (
         "registry-secret.yaml",
+        When::RegistryConfig,
         include_str!("../../templates/registry-secret.yaml"),
     ),
     (
         "services.yaml",
+        When::Always,
         include_str!("../../templates/services.yaml"),
     ),
     (
         "signature-keys.yaml",
+        When::RequireSignature,
         include_str!("../../templates/signature-keys.yaml"),
     ),
     (
+        "stats-rbac.yaml",
+        When::Stats,
+        include_str!("../../templates/stats-rbac.yaml"),
+    ),
+    (
         "daemonset.yaml",
+        When::Always,
         include_str!("../../templates/daemonset.yaml"),
     ),
 ];
+
+/// The file name of the `n`th (from 1) `--signature-key` in the ConfigMap and its mount: a
+/// prefix and a suffix around the number, so the Helm chart can print the same names.
+pub(crate) const KEY_FILE: (&str, &str) = ("key-", ".pub");
 
 /// Renders every template with `args`; `registry-secret.yaml` only when credentials are given.
 pub fn render(args: &RenderArgs) -> Result<Vec<Value>> {
@@ -81,11 +113,14 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Value>> {
         ),
     ];
     let mut objects = vec![];
-    for (name, text) in TEMPLATES {
-        if name == "registry-secret.yaml" && registry_config.is_none() {
-            continue;
-        }
-        if name == "signature-keys.yaml" && !args.signatures.require_signature {
+    for (name, when, text) in TEMPLATES {
+        let wanted = match when {
+            When::Always => true,
+            When::RegistryConfig => registry_config.is_some(),
+            When::RequireSignature => args.signatures.require_signature,
+            When::Stats => args.stats,
+        };
+        if !wanted {
             continue;
         }
         for mut doc in parse_documents(text, name)? {
@@ -94,13 +129,40 @@ pub fn render(args: &RenderArgs) -> Result<Vec<Value>> {
         }
     }
     if let Some(secret) = &args.image_pull_secret {
-        for ds in objects.iter_mut().filter(|o| o["kind"] == "DaemonSet") {
-            ds["spec"]["template"]["spec"]["imagePullSecrets"] =
-                serde_json::json!([{"name": secret}]);
-        }
+        set_image_pull_secrets(&mut objects, serde_json::json!([{"name": secret}]));
     }
     add_signature_keys(&mut objects, &args.signatures)?;
+    if args.stats {
+        set_stats(&mut objects);
+    }
     Ok(objects)
+}
+
+/// `--stats`: what reading other processes' `/proc/<pid>/smaps` takes, and nothing more: the
+/// host's PID namespace (to see the JVMs at all), CAP_SYS_PTRACE (the JVMs run as other users;
+/// the kernel's ptrace read check), and the fetcher's `--stats` (its stats route). Without the
+/// flag the DaemonSet keeps neither.
+pub(crate) fn set_stats(objects: &mut [Value]) {
+    for ds in objects.iter_mut().filter(|o| o["kind"] == "DaemonSet") {
+        let pod = &mut ds["spec"]["template"]["spec"];
+        pod["hostPID"] = Value::Bool(true);
+        let container = &mut pod["containers"][0];
+        container["securityContext"]["capabilities"]["add"] = serde_json::json!([STATS_CAPABILITY]);
+        if let Some(args) = container["args"].as_array_mut() {
+            args.push(Value::from(format!("--{}", fetcher_flags::STATS_FLAG)));
+        }
+    }
+}
+
+/// The one capability `--stats` adds (Kubernetes names capabilities without `CAP_`).
+pub(crate) const STATS_CAPABILITY: &str = "SYS_PTRACE";
+
+/// `--image-pull-secret`: where the DaemonSet's pod names it (`value`: the list, or the Helm
+/// chart's stand-in for its template action).
+pub(crate) fn set_image_pull_secrets(objects: &mut [Value], value: Value) {
+    for ds in objects.iter_mut().filter(|o| o["kind"] == "DaemonSet") {
+        ds["spec"]["template"]["spec"]["imagePullSecrets"] = value.clone();
+    }
 }
 
 /// `--require-signature`: each `--signature-key` file (checked to be a usable public key) into
@@ -119,26 +181,36 @@ fn add_signature_keys(objects: &mut [Value], signatures: &SignatureArgs) -> Resu
             )
         })?;
         PublicKey::from_pem(&pem, &format!("--signature-key {}", path.display()))?;
-        let name = format!("key-{}.pub", n + 1);
+        let name = format!("{}{}{}", KEY_FILE.0, n + 1, KEY_FILE.1);
         fetcher_args.push(format!("--{}", fetcher_flags::SIGNATURE_KEY_FLAG));
         fetcher_args.push(format!("{}/{name}", fetcher_flags::SIGNATURE_KEYS_DIR));
         data.insert(name, Value::from(pem));
     }
+    set_signature_keys(
+        objects,
+        Value::Object(data),
+        fetcher_args.into_iter().map(Value::from).collect(),
+    );
+    Ok(())
+}
+
+/// Where the signature keys go: `data` into the keys ConfigMap, `fetcher_args` appended to the
+/// fetcher's args (the values, or the Helm chart's stand-ins for its template actions).
+pub(crate) fn set_signature_keys(objects: &mut [Value], data: Value, fetcher_args: Vec<Value>) {
     for o in objects.iter_mut() {
         if o["kind"] == "ConfigMap"
             && o["metadata"]["name"] == fetcher_flags::SIGNATURE_KEYS_CONFIGMAP
         {
-            o["data"] = Value::Object(data.clone());
+            o["data"] = data.clone();
         }
         if o["kind"] == "DaemonSet" {
             if let Some(list) =
                 o["spec"]["template"]["spec"]["containers"][0]["args"].as_array_mut()
             {
-                list.extend(fetcher_args.iter().cloned().map(Value::from));
+                list.extend(fetcher_args.iter().cloned());
             }
         }
     }
-    Ok(())
 }
 
 /// Replaces `${name}` in every string; a string that is exactly `${port}` becomes a number.
@@ -184,6 +256,7 @@ mod tests {
             registry_config: None,
             image_pull_secret: Some("pull".into()),
             signatures: Default::default(),
+            stats: false,
             allowed_registries: vec![
                 "registry.example/shop".parse().unwrap(),
                 "[fd00::1]:5000".parse().unwrap(),
@@ -336,6 +409,71 @@ mod tests {
             e.contains("a.pub") && e.contains("not a PUBLIC KEY") && e.contains("openssl"),
             "{e}"
         );
+    }
+
+    /// The default install is least-privilege: no host PID namespace, no capability, no stats
+    /// flag, no RBAC outside its namespace but the pod watch's; `--stats` adds exactly those.
+    #[test]
+    fn stats_add_host_pid_ptrace_and_one_role_only_when_asked() {
+        let plain = render(&defaults()).unwrap();
+        let ds = plain.iter().find(|o| o["kind"] == "DaemonSet").unwrap();
+        let pod = &ds["spec"]["template"]["spec"];
+        assert!(pod.get("hostPID").is_none(), "{pod}");
+        assert!(
+            pod.get("hostIPC").is_none()
+                && pod["containers"][0]["securityContext"]["privileged"].is_null()
+        );
+        assert_eq!(
+            pod["containers"][0]["securityContext"]["capabilities"],
+            serde_json::json!({"drop": ["ALL"]})
+        );
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(
+            !text.contains("--stats") && !text.contains("SYS_PTRACE"),
+            "{text}"
+        );
+        assert!(plain
+            .iter()
+            .all(|o| o["metadata"]["namespace"] != "default"));
+
+        let stats = render(&RenderArgs {
+            stats: true,
+            ..defaults()
+        })
+        .unwrap();
+        let ds = stats.iter().find(|o| o["kind"] == "DaemonSet").unwrap();
+        let pod = &ds["spec"]["template"]["spec"];
+        assert_eq!(pod["hostPID"], true);
+        assert_eq!(
+            pod["containers"][0]["securityContext"]["capabilities"],
+            serde_json::json!({"drop": ["ALL"], "add": ["SYS_PTRACE"]})
+        );
+        assert_eq!(
+            pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"],
+            false
+        );
+        let args = pod["containers"][0]["args"].as_array().unwrap();
+        assert_eq!(args.last().unwrap(), "--stats");
+        // The added objects: one Role and its binding in `default`, `get` on one EndpointSlice.
+        let added: Vec<&Value> = stats
+            .iter()
+            .filter(|o| {
+                !plain
+                    .iter()
+                    .any(|p| p["kind"] == o["kind"] && p["metadata"] == o["metadata"])
+            })
+            .collect();
+        assert_eq!(added.len(), 2, "{added:?}");
+        let role = added.iter().find(|o| o["kind"] == "Role").unwrap();
+        assert_eq!(role["metadata"]["namespace"], "default");
+        assert_eq!(role["metadata"]["name"], "classcache-fetcher-stats-cc");
+        assert_eq!(
+            role["rules"],
+            serde_json::json!([{"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "resourceNames": ["kubernetes"], "verbs": ["get"]}])
+        );
+        let binding = added.iter().find(|o| o["kind"] == "RoleBinding").unwrap();
+        assert_eq!(binding["subjects"][0]["namespace"], "cc");
+        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
     }
 
     #[test]

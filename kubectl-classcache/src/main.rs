@@ -3,7 +3,9 @@
 
 mod archive;
 mod cli;
+mod completion;
 mod files;
+mod helm;
 mod install;
 mod live;
 mod manifest;
@@ -124,6 +126,8 @@ async fn run(cli: Cli, report: &mut Report) -> Result<()> {
             live::install(&objects, &args, report).await
         }
         Command::Uninstall(args) => live::uninstall(&args, report).await,
+        Command::Completion(args) => completion::print(args.shell, &mut std::io::stdout().lock()),
+        Command::HelmChart(args) => helm::write_chart(&args.out),
     }
 }
 
