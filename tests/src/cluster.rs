@@ -440,13 +440,21 @@ impl Cluster {
     /// `kubectl classcache install` with its defaults (the project's fetcher image on every
     /// node first), then waits for a Ready fetcher on every node. Idempotent.
     pub fn install_fetcher(&self) {
+        self.install_fetcher_with(&[]);
+    }
+
+    /// [`Cluster::install_fetcher`] with more `install` flags (e.g. `--stats`); a later
+    /// `install_fetcher` takes them away again (server-side apply drops what it no longer sets).
+    pub fn install_fetcher_with(&self, extra: &[&str]) {
         self.fetcher_image();
         // The archives the tests enable are in the harness registry.
-        self.plugin_ok(&[
+        let mut args = vec![
             "install",
             "--allowed-registry",
             self.harness.registry.as_str(),
-        ]);
+        ];
+        args.extend(extra);
+        self.plugin_ok(&args);
         self.rollout_status(
             "classcache",
             "ds/classcache-fetcher",

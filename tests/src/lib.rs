@@ -11,6 +11,7 @@ pub mod apps;
 pub mod cluster;
 pub mod container;
 pub mod cosign;
+pub mod multiarch;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
