@@ -111,6 +111,47 @@ pub struct KeyInputs {
     pub jvm_options: Vec<String>,
 }
 
+/// The string API of a key that is a tag: `<prefix><64 lower hex>`, parsed (refusing anything
+/// else with `KeyError::$refusal`) and shown as itself; archive and index keys share it.
+macro_rules! tag_key {
+    ($key:ident, $prefix:expr, $refusal:ident) => {
+        impl $key {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $key {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $key {
+            type Err = KeyError;
+            fn from_str(s: &str) -> Result<Self, KeyError> {
+                match s.strip_prefix($prefix) {
+                    Some(hex) if is_lower_hex(hex, 64) => Ok($key(s.to_string())),
+                    _ => Err(KeyError::$refusal(s.to_string())),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $key {
+            type Error = KeyError;
+            fn try_from(s: String) -> Result<Self, KeyError> {
+                s.parse()
+            }
+        }
+
+        impl From<$key> for String {
+            fn from(k: $key) -> String {
+                k.0
+            }
+        }
+    };
+}
+
 /// A derived archive key, `classcache-v1-<64 hex>`; also the artifact's tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -251,75 +292,9 @@ pub const INDEX_KEY_PREFIX: &str = "classcache-index-v1-";
 #[serde(try_from = "String", into = "String")]
 pub struct IndexKey(String);
 
-impl IndexKey {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+tag_key!(IndexKey, INDEX_KEY_PREFIX, NotAnIndexKey);
 
-impl fmt::Display for IndexKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for IndexKey {
-    type Err = KeyError;
-    fn from_str(s: &str) -> Result<Self, KeyError> {
-        match s.strip_prefix(INDEX_KEY_PREFIX) {
-            Some(hex) if is_lower_hex(hex, 64) => Ok(IndexKey(s.to_string())),
-            _ => Err(KeyError::NotAnIndexKey(s.to_string())),
-        }
-    }
-}
-
-impl TryFrom<String> for IndexKey {
-    type Error = KeyError;
-    fn try_from(s: String) -> Result<Self, KeyError> {
-        s.parse()
-    }
-}
-
-impl From<IndexKey> for String {
-    fn from(k: IndexKey) -> String {
-        k.0
-    }
-}
-
-impl ArchiveKey {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ArchiveKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for ArchiveKey {
-    type Err = KeyError;
-    fn from_str(s: &str) -> Result<Self, KeyError> {
-        match s.strip_prefix(KEY_PREFIX) {
-            Some(hex) if is_lower_hex(hex, 64) => Ok(ArchiveKey(s.to_string())),
-            _ => Err(KeyError::NotAKey(s.to_string())),
-        }
-    }
-}
-
-impl TryFrom<String> for ArchiveKey {
-    type Error = KeyError;
-    fn try_from(s: String) -> Result<Self, KeyError> {
-        s.parse()
-    }
-}
-
-impl From<ArchiveKey> for String {
-    fn from(k: ArchiveKey) -> String {
-        k.0
-    }
-}
+tag_key!(ArchiveKey, KEY_PREFIX, NotAKey);
 
 #[cfg(test)]
 mod tests {

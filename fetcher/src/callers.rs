@@ -222,12 +222,7 @@ impl Callers {
         if api_server || self.open_networks.iter().any(|n| n.contains(&ip)) {
             return Ok(());
         }
-        let known = self
-            .peers
-            .snapshot()
-            .iter()
-            .any(|p| peer_ip(&p.url) == Some(ip));
-        self.count(if known {
+        self.count(if self.is_peer(ip) {
             Ok(())
         } else {
             Err(Refusal::NotAStatsReader(ip))
@@ -245,16 +240,19 @@ impl Callers {
     /// Peers only: blob bytes (verified or not) and transfer status.
     pub fn check_peer(&self, ip: IpAddr) -> Result<(), Refusal> {
         let ip = canonical(ip);
-        let known = self
-            .peers
-            .snapshot()
-            .iter()
-            .any(|p| peer_ip(&p.url) == Some(ip));
-        self.count(if known {
+        self.count(if self.is_peer(ip) {
             Ok(())
         } else {
             Err(Refusal::NotAPeer(ip))
         })
+    }
+
+    /// Whether `ip` (canonical) is the address of a known peer fetcher.
+    fn is_peer(&self, ip: IpAddr) -> bool {
+        self.peers
+            .snapshot()
+            .iter()
+            .any(|p| peer_ip(&p.url) == Some(ip))
     }
 
     /// Transfer status (no bytes): peers, and the `--allow-pods-from` networks, whose callers

@@ -316,6 +316,54 @@ impl Cluster {
             .collect()
     }
 
+    /// The archive reference (`repo@sha256:…`) that `enable` pinned in `template` (a pod
+    /// template, as JSON), from its `classcache.io/archive` annotation's `app` container.
+    pub fn pinned_reference(template: &Value) -> String {
+        let pinned = template["metadata"]["annotations"]
+            [classcache_core::podtemplate::ANNOTATION_ARCHIVE]
+            .as_str()
+            .expect("enable pins the archive");
+        serde_json::from_str::<Value>(pinned).unwrap()["app"]
+            .as_str()
+            .expect("the app container's archive")
+            .to_string()
+    }
+
+    /// The pod template of deployment `name` in `namespace`, as JSON.
+    pub fn deployment_template(&self, namespace: &str, name: &str) -> Value {
+        self.get_json(&["deployment", "-n", namespace, name])["spec"]["template"].clone()
+    }
+
+    /// GET `http://host:FETCHER_PORT/path` from inside `pod` with busybox nc (the harness's
+    /// busybox wget crashes): the status code and body, or 0 and what kubectl said.
+    pub fn get_from_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        host: &str,
+        path: &str,
+    ) -> (u16, String) {
+        let out = self.kubectl(&[
+            "-n",
+            namespace,
+            "exec",
+            pod,
+            "--",
+            "sh",
+            "-c",
+            // stdin stays open a while: on busybox nc's early half-close the server may drop
+            // the request unanswered.
+            r#"(printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" "$0"; sleep 3) | nc -w 30 "$0" "$1""#,
+            host,
+            &classcache_core::podtemplate::FETCHER_PORT.to_string(),
+            path,
+        ]);
+        match parse_http_response(&String::from_utf8_lossy(&out.stdout)) {
+            (0, _) => (0, String::from_utf8_lossy(&out.stderr).into_owned()),
+            answer => answer,
+        }
+    }
+
     /// The layer (digest, size) of the archive `reference` (`repo@sha256:…`, an archive
     /// manifest or an index of them, whose first entry is taken), read from the registry.
     pub fn archive_layer(&self, reference: &str) -> (String, u64) {
@@ -631,6 +679,47 @@ spec:
             exec:
               command: ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/ready"]
             periodSeconds: 1
+"#
+    )
+}
+
+/// The status code and body of a raw HTTP/1.0 response (0 when there is no status line).
+pub fn parse_http_response(text: &str) -> (u16, String) {
+    let text = text.replace('\r', "");
+    let status = text
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\n\n").map(|(_, b)| b).unwrap_or_default();
+    (status, body.to_string())
+}
+
+/// A plain pod of `image` that only sleeps, on `node`, with `annotations` (a YAML flow map), run
+/// as [`APP_UID`] under the restricted profile: a tenant's ordinary pod, or a hostile one.
+pub fn idle_pod(name: &str, namespace: &str, image: &str, node: &str, annotations: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: {namespace}
+  annotations: {annotations}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: {APP_UID}
+    seccompProfile: {{type: RuntimeDefault}}
+  containers:
+    - name: shell
+      image: {image}
+      command: ["sh", "-c", "exec sleep 3600"]
+      securityContext:
+        allowPrivilegeEscalation: false
+        capabilities: {{drop: ["ALL"]}}
 "#
     )
 }

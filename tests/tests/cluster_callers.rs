@@ -8,51 +8,15 @@ use classcache_core::fetcher::http::{
 };
 use classcache_core::podtemplate::{ANNOTATION_ARCHIVE, FETCHER_PORT};
 use classcache_e2e::apps::trained_example_app;
-use classcache_e2e::cluster::{cluster, exclusive, jvm_deployment, Cluster, APP_UID};
+use classcache_e2e::cluster::{
+    cluster, exclusive, idle_pod, jvm_deployment, parse_http_response, Cluster, APP_UID,
+};
 use classcache_e2e::step;
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
 
 const ROLLOUT: Duration = Duration::from_secs(300);
-
-/// GET `path` from inside `pod` (busybox nc: the harness's busybox wget crashes): the status
-/// code and the body, or 0 and what kubectl said.
-fn get_from_pod(c: &Cluster, namespace: &str, pod: &str, host: &str, path: &str) -> (u16, String) {
-    let out = c.kubectl(&[
-        "-n",
-        namespace,
-        "exec",
-        pod,
-        "--",
-        "sh",
-        "-c",
-        // stdin stays open a while: on busybox nc's early half-close the server may drop the
-        // request unanswered. The pods asking here are known to the fetcher: it answers at once.
-        r#"(printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" "$0"; sleep 3) | nc -w 30 "$0" "$1""#,
-        host,
-        &FETCHER_PORT.to_string(),
-        path,
-    ]);
-    let (status, body) = parse_response(&String::from_utf8_lossy(&out.stdout));
-    if status == 0 {
-        // No answer at all: say what kubectl said.
-        return (0, String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    (status, body)
-}
-
-fn parse_response(text: &str) -> (u16, String) {
-    let text = text.replace('\r', "");
-    let status = text
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\n\n").map(|(_, b)| b).unwrap_or_default();
-    (status, body.to_string())
-}
 
 /// `curl` from this host, outside every pod.
 fn get_from_host(url: &str) -> (u16, String) {
@@ -61,7 +25,7 @@ fn get_from_host(url: &str) -> (u16, String) {
         .arg(url)
         .output()
         .expect("curl runs");
-    parse_response(&String::from_utf8_lossy(&out.stdout))
+    parse_http_response(&String::from_utf8_lossy(&out.stdout))
 }
 
 fn denied(c: &Cluster, node_ip: &str, reason: &str) -> u64 {
@@ -76,33 +40,6 @@ fn denied(c: &Cluster, node_ip: &str, reason: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&line))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {line} in the metrics:\n{metrics}"))
-}
-
-/// A plain pod of `image` that only sleeps, on `node`, with `annotations`.
-fn idle_pod(name: &str, namespace: &str, image: &str, node: &str, annotations: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  namespace: {namespace}
-  annotations: {annotations}
-spec:
-  nodeName: {node}
-  terminationGracePeriodSeconds: 1
-  securityContext:
-    runAsNonRoot: true
-    runAsUser: 65532
-    seccompProfile: {{type: RuntimeDefault}}
-  containers:
-    - name: shell
-      image: {image}
-      command: ["sh", "-c", "exec sleep 3600"]
-      securityContext:
-        allowPrivilegeEscalation: false
-        capabilities: {{drop: ["ALL"]}}
-"#
-    )
 }
 
 #[test]
@@ -126,16 +63,7 @@ fn only_the_pods_that_pin_an_archive_and_the_peers_may_call_the_fetcher() {
     c.apply(&jvm_deployment("shop", &ns.name, app_image, 1, APP_UID, ""));
     c.plugin_ok(&["enable", "deploy/shop", "-n", &ns.name]);
     c.rollout_status(&ns.name, "deploy/shop", ROLLOUT);
-    let template = c.get_json(&["deployment", "-n", &ns.name, "shop"])["spec"]["template"].clone();
-    let pinned_ref = serde_json::from_str::<Value>(
-        template["metadata"]["annotations"][ANNOTATION_ARCHIVE]
-            .as_str()
-            .expect("enable pins the archive"),
-    )
-    .unwrap()["app"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pinned_ref = Cluster::pinned_reference(&c.deployment_template(&ns.name, "shop"));
     let pinned = pinned_ref.rsplit_once('@').unwrap().1.to_string();
     let (layer, _) = c.archive_layer(&pinned_ref);
     let pods = c.pods(&ns.name, "app=shop");
@@ -199,7 +127,7 @@ fn only_the_pods_that_pin_an_archive_and_the_peers_may_call_the_fetcher() {
         ),
     ];
     for (pod, path, says) in &attacks {
-        let (status, body) = get_from_pod(c, &ns.name, pod, &node_ip, path);
+        let (status, body) = c.get_from_pod(&ns.name, pod, &node_ip, path);
         assert_eq!(status, 403, "{pod} GET {path}: {body}");
         assert!(body.contains(says), "{pod} GET {path}: {body}");
         eprintln!("refused: {pod} GET {path}: {}", body.trim());

@@ -8,12 +8,10 @@
 //! `fetcher/tests/platforms.rs` (real fetchers, one told it is linux/arm64).
 
 use classcache_core::key::IndexKey;
-use classcache_core::podtemplate::ANNOTATION_ARCHIVE;
 use classcache_e2e::apps::{app_image, train_report, APP_USER};
-use classcache_e2e::cluster::{cluster, exclusive, jvm_deployment, APP_UID};
+use classcache_e2e::cluster::{cluster, exclusive, jvm_deployment, Cluster, APP_UID};
 use classcache_e2e::multiarch::{block_on, client, push_platform_archive, with_arm64_fixture};
 use classcache_e2e::step;
-use serde_json::Value;
 use std::time::Duration;
 
 const ROLLOUT: Duration = Duration::from_secs(300);
@@ -88,16 +86,8 @@ fn enable_pins_the_index_and_each_node_loads_its_platforms_archive() {
     c.rollout_status(&ns.name, "deploy/multi", ROLLOUT);
 
     step("the template pins the index's digest; JAVA_TOOL_OPTIONS has the one path of every node");
-    let template = c.get_json(&["deployment", "-n", &ns.name, "multi"])["spec"]["template"].clone();
-    let pinned = serde_json::from_str::<Value>(
-        template["metadata"]["annotations"][ANNOTATION_ARCHIVE]
-            .as_str()
-            .expect("enable pins the archive"),
-    )
-    .unwrap()["app"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let template = c.deployment_template(&ns.name, "multi");
+    let pinned = Cluster::pinned_reference(&template);
     assert_eq!(
         pinned,
         format!("{}@{}", image.repository, index.digest),

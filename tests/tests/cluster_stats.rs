@@ -5,10 +5,10 @@
 //! proxy (RBAC `get pods/proxy`) and the nodes may read them, never a pod.
 
 use classcache_core::fetcher::http::{routes, SharingStats, STATS_OFF};
-use classcache_core::podtemplate::{ANNOTATION_ARCHIVE, FETCHER_PORT};
+use classcache_core::podtemplate::FETCHER_PORT;
 use classcache_e2e::apps::trained_example_app;
 use classcache_e2e::cluster::{
-    archive_mappings, cluster, exclusive, jvm_deployment, Cluster, APP_UID,
+    archive_mappings, cluster, exclusive, idle_pod, jvm_deployment, Cluster, APP_UID,
 };
 use classcache_e2e::step;
 use serde_json::Value;
@@ -30,61 +30,6 @@ impl Drop for DefaultInstallAfter<'_> {
     fn drop(&mut self) {
         self.0.install_fetcher();
     }
-}
-
-/// A pod that only sleeps, on `node`: a tenant's ordinary pod.
-fn idle_pod(name: &str, namespace: &str, image: &str, node: &str) -> String {
-    format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-  namespace: {namespace}
-spec:
-  nodeName: {node}
-  terminationGracePeriodSeconds: 1
-  securityContext:
-    runAsNonRoot: true
-    runAsUser: {APP_UID}
-    seccompProfile: {{type: RuntimeDefault}}
-  containers:
-    - name: shell
-      image: {image}
-      command: ["sh", "-c", "exec sleep 3600"]
-      securityContext:
-        allowPrivilegeEscalation: false
-        capabilities: {{drop: ["ALL"]}}
-"#
-    )
-}
-
-/// GET `http://host:FETCHER_PORT/path` from inside `pod` (busybox nc): status and body.
-fn get_from_pod(c: &Cluster, namespace: &str, pod: &str, host: &str, path: &str) -> (u16, String) {
-    let out = c.kubectl(&[
-        "-n",
-        namespace,
-        "exec",
-        pod,
-        "--",
-        "sh",
-        "-c",
-        r#"(printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$2" "$0"; sleep 3) | nc -w 30 "$0" "$1""#,
-        host,
-        &FETCHER_PORT.to_string(),
-        path,
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    let status = text
-        .lines()
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\n\n").map(|(_, b)| b).unwrap_or_default();
-    if status == 0 {
-        return (0, String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    (status, body.to_string())
 }
 
 /// The fetcher pod on `node`.
@@ -158,16 +103,7 @@ fn status_shows_page_sharing_with_install_stats_and_only_the_api_server_may_read
         })
         .collect();
     assert_eq!(pods.len(), 2, "{pods:?}");
-    let template = c.get_json(&["deployment", "-n", &ns.name, "shop"])["spec"]["template"].clone();
-    let pinned_ref = serde_json::from_str::<Value>(
-        template["metadata"]["annotations"][ANNOTATION_ARCHIVE]
-            .as_str()
-            .expect("enable pins the archive"),
-    )
-    .unwrap()["app"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pinned_ref = Cluster::pinned_reference(&c.deployment_template(&ns.name, "shop"));
     let pinned = pinned_ref.rsplit_once('@').unwrap().1.to_string();
 
     step("without --stats, status says how to turn them on");
@@ -296,7 +232,7 @@ fn status_shows_page_sharing_with_install_stats_and_only_the_api_server_may_read
     );
 
     step("an ordinary pod on the node asks the fetcher directly: 403, no pod names");
-    c.apply(&idle_pod("tenant", &ns.name, app_image, &node));
+    c.apply(&idle_pod("tenant", &ns.name, app_image, &node, "{}"));
     c.kubectl_ok(&[
         "-n",
         &ns.name,
@@ -307,14 +243,14 @@ fn status_shows_page_sharing_with_install_stats_and_only_the_api_server_may_read
     ]);
     let ip = node_ip(c, &node);
     for host in [ip.as_str(), &node_ip(c, &c.nodes[1])] {
-        let (status, body) = get_from_pod(c, &ns.name, "tenant", host, routes::STATS);
+        let (status, body) = c.get_from_pod(&ns.name, "tenant", host, routes::STATS);
         assert_eq!(status, 403, "tenant GET {host}{}: {body}", routes::STATS);
         assert!(body.contains("may not read page-sharing stats"), "{body}");
         for p in &pods {
             assert!(!body.contains(p.as_str()), "{body}");
         }
     }
-    let metrics = get_from_pod(c, &ns.name, "tenant", &ip, routes::METRICS).1;
+    let metrics = c.get_from_pod(&ns.name, "tenant", &ip, routes::METRICS).1;
     assert!(
         metrics.contains("classcache_fetcher_denied_total{reason=\"not_a_stats_reader\"} "),
         "{metrics}"

@@ -2,13 +2,11 @@
 //! its own archive as a non-root user, and sees no other archive. It must not share a workload.
 
 use classcache_core::paths::{pod_archive_dir, published_dir_name, POD_ARCHIVE_DIR};
-use classcache_core::podtemplate::ANNOTATION_ARCHIVE;
 use classcache_e2e::apps::{app_image, train, trained_example_app, APP_USER};
 use classcache_e2e::cluster::{
     archive_mappings, cluster, exclusive, jvm_deployment, Cluster, APP_UID,
 };
 use classcache_e2e::step;
-use serde_json::Value;
 use std::time::Duration;
 
 const ROLLOUT: Duration = Duration::from_secs(300);
@@ -32,16 +30,6 @@ fn shell(c: &Cluster, namespace: &str, pod: &str, script: &str) -> (bool, String
             String::from_utf8_lossy(&out.stderr)
         ),
     )
-}
-
-fn pinned_reference(template: &Value) -> String {
-    let pinned = template["metadata"]["annotations"][ANNOTATION_ARCHIVE]
-        .as_str()
-        .expect("enable pins the archive");
-    serde_json::from_str::<Value>(pinned).unwrap()["app"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 #[test]
@@ -69,7 +57,7 @@ fn a_pod_sees_only_the_archive_it_pins() {
     let mut before = vec![];
     for app in ["a", "b"] {
         c.rollout_status(&ns.name, &format!("deploy/{app}"), ROLLOUT);
-        before.push(c.get_json(&["deployment", "-n", &ns.name, app])["spec"]["template"].clone());
+        before.push(c.deployment_template(&ns.name, app));
         c.plugin_ok(&[
             "enable",
             &format!("deploy/{app}"),
@@ -82,8 +70,8 @@ fn a_pod_sees_only_the_archive_it_pins() {
     let mut tenants = vec![];
     for app in ["a", "b"] {
         c.rollout_status(&ns.name, &format!("deploy/{app}"), ROLLOUT);
-        let template = c.get_json(&["deployment", "-n", &ns.name, app])["spec"]["template"].clone();
-        let reference = pinned_reference(&template);
+        let template = c.deployment_template(&ns.name, app);
+        let reference = Cluster::pinned_reference(&template);
         let pinned = reference.rsplit_once('@').unwrap().1.to_string();
         let dir = format!("/{}", published_dir_name(&pinned));
         let host_paths: Vec<&str> = template["spec"]["volumes"]
@@ -175,10 +163,6 @@ fn a_pod_sees_only_the_archive_it_pins() {
     step("disable puts back exactly what each template had");
     for (i, app) in ["a", "b"].iter().enumerate() {
         c.plugin_ok(&["disable", &format!("deploy/{app}"), "-n", &ns.name]);
-        assert_eq!(
-            c.get_json(&["deployment", "-n", &ns.name, app])["spec"]["template"],
-            before[i],
-            "{app}"
-        );
+        assert_eq!(c.deployment_template(&ns.name, app), before[i], "{app}");
     }
 }

@@ -4,7 +4,7 @@
 # for $H/env. It never installs cosign on the system PATH and never changes the checkout.
 #
 # Cache: ${CLASSCACHE_CACHE_DIR:-/var/cache/classcache}/cosign-<version>/bin/cosign, with a
-# `complete` marker written only after a successful build (as cluster/build.sh's binaries are),
+# `complete` marker written only after a successful build (tools/go-install.sh),
 # so a fresh clone on this machine starts warm. Version: CLASSCACHE_COSIGN_VERSION, default
 # v2.6.5 (the v2 line signs with --key and --tlog-upload=false and verifies with
 # --insecure-ignore-tlog fully offline; v3 wants a TUF signing config from the Sigstore CDN).
@@ -16,27 +16,8 @@ case $version in v[0-9]*.*) ;; *) echo "cosign: ERROR: CLASSCACHE_COSIGN_VERSION
 major=${version%%.*}
 module=github.com/sigstore/cosign
 [ "$major" = v0 ] || [ "$major" = v1 ] || module=$module/$major
-dir=${CLASSCACHE_CACHE_DIR:-/var/cache/classcache}/cosign-$version
-if [ ! -f "$dir/complete" ]; then
-	mkdir -p "$dir" || { echo "cosign: ERROR: cannot create $dir; set CLASSCACHE_CACHE_DIR to a writable dir" >&2; exit 1; }
-	exec 7>"$dir.lock"
-	flock -w 3600 7 || { echo "cosign: ERROR: another build of $dir has held $dir.lock for an hour; check that process" >&2; exit 1; }
-	if [ ! -f "$dir/complete" ]; then
-		command -v go >/dev/null || { echo "cosign: ERROR: no go command to build cosign; install Go (1.25 or later)" >&2; exit 1; }
-		echo "cosign: cold build of $module/cmd/cosign@$version into $dir/bin (minutes; log $dir/build.log)" >&2
-		rm -rf "$dir/bin.tmp"
-		if ! CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOBIN="$dir/bin.tmp" \
-			go install -trimpath -ldflags "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$version" \
-			"$module/cmd/cosign@$version" >"$dir/build.log" 2>&1; then
-			tail -n 20 "$dir/build.log" >&2
-			echo "cosign: ERROR: building cosign $version failed (log $dir/build.log); fix the build or set CLASSCACHE_COSIGN_VERSION" >&2
-			exit 1
-		fi
-		rm -rf "$dir/bin"
-		mv "$dir/bin.tmp" "$dir/bin"
-		touch "$dir/complete"
-	fi
-fi
-touch "$dir/last-used"
+# shellcheck source=tests/harness/tools/go-install.sh
+. "$(dirname "${BASH_SOURCE[0]}")/go-install.sh"
+go_install_cached cosign "$version" "-X sigs.k8s.io/release-utils/version.gitVersion=$version" "$module/cmd/cosign@$version"
 "$dir/bin/cosign" version >/dev/null 2>&1 || { echo "cosign: ERROR: $dir/bin/cosign does not run; delete $dir and run again" >&2; exit 1; }
 printf "export CLASSCACHE_COSIGN='%s'\n" "$dir/bin/cosign"

@@ -6,7 +6,7 @@
 # never changes the checkout.
 #
 # Cache: ${CLASSCACHE_CACHE_DIR:-/var/cache/classcache}/krew-<version>/bin/{krew,validate-krew-manifest},
-# with a `complete` marker written only after a successful build (as cosign.sh does), so a fresh
+# with a `complete` marker written only after a successful build (tools/go-install.sh), so a fresh
 # clone on this machine starts warm. Version: CLASSCACHE_KREW_VERSION, default v0.4.3 (the
 # latest release; its validator is what krew-index runs on submitted manifests).
 # Static (CGO_ENABLED=0), -trimpath; uses GOCACHE, GOMODCACHE and GOPROXY as configured.
@@ -16,28 +16,9 @@ set -euo pipefail
 version=${CLASSCACHE_KREW_VERSION:-v0.4.3}
 case $version in v[0-9]*.*) ;; *) echo "krew: ERROR: CLASSCACHE_KREW_VERSION='$version' is not a version like v0.4.3" >&2; exit 1 ;; esac
 module=sigs.k8s.io/krew
-dir=${CLASSCACHE_CACHE_DIR:-/var/cache/classcache}/krew-$version
-if [ ! -f "$dir/complete" ]; then
-	mkdir -p "$dir" || { echo "krew: ERROR: cannot create $dir; set CLASSCACHE_CACHE_DIR to a writable dir" >&2; exit 1; }
-	exec 7>"$dir.lock"
-	flock -w 3600 7 || { echo "krew: ERROR: another build of $dir has held $dir.lock for an hour; check that process" >&2; exit 1; }
-	if [ ! -f "$dir/complete" ]; then
-		command -v go >/dev/null || { echo "krew: ERROR: no go command to build krew; install Go (1.25 or later)" >&2; exit 1; }
-		echo "krew: cold build of $module/cmd/{krew,validate-krew-manifest}@$version into $dir/bin (log $dir/build.log)" >&2
-		rm -rf "$dir/bin.tmp"
-		if ! CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOBIN="$dir/bin.tmp" \
-			go install -trimpath -ldflags "-s -w -X $module/internal/version.gitTag=$version" \
-			"$module/cmd/krew@$version" "$module/cmd/validate-krew-manifest@$version" >"$dir/build.log" 2>&1; then
-			tail -n 20 "$dir/build.log" >&2
-			echo "krew: ERROR: building krew $version failed (log $dir/build.log); fix the build or set CLASSCACHE_KREW_VERSION" >&2
-			exit 1
-		fi
-		rm -rf "$dir/bin"
-		mv "$dir/bin.tmp" "$dir/bin"
-		touch "$dir/complete"
-	fi
-fi
-touch "$dir/last-used"
+# shellcheck source=tests/harness/tools/go-install.sh
+. "$(dirname "${BASH_SOURCE[0]}")/go-install.sh"
+go_install_cached krew "$version" "-X $module/internal/version.gitTag=$version" "$module/cmd/krew@$version" "$module/cmd/validate-krew-manifest@$version"
 KREW_ROOT="$dir/root" KREW_NO_UPGRADE_CHECK=1 "$dir/bin/krew" version >/dev/null 2>&1 || { echo "krew: ERROR: $dir/bin/krew does not run; delete $dir and run again" >&2; exit 1; }
 [ -x "$dir/bin/validate-krew-manifest" ] || { echo "krew: ERROR: $dir/bin/validate-krew-manifest is missing; delete $dir and run again" >&2; exit 1; }
 printf "export CLASSCACHE_KREW_VALIDATOR='%s'\n" "$dir/bin/validate-krew-manifest"
