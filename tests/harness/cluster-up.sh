@@ -307,6 +307,9 @@ setup_network() {
 # A mount namespace per node, kept by a bind mount of its nsfs file: the kubelet's and
 # containerd's mounts stay out of the host's mount table, and the kubelet reads the
 # kernel tunables it insists on from files of ours (see the header).
+# The kubelet's device-plugin directory (kubelet's constant, not under --root-dir).
+DEVICE_PLUGIN_DIR=/var/lib/kubelet/device-plugins
+
 setup_mount_namespaces() {
 	mkdir -p "$C/ns"
 	if ! mountpoint -q "$C/ns"; then
@@ -327,8 +330,11 @@ setup_mount_namespaces() {
 		echo 25000000 >"$sysctl_dir/kernel.keys.root_maxbytes"
 		touch "$file"
 		# Each node has a disk of its own: its fetcher's store (the DaemonSet's hostPath,
-		# $NODE_STORE_DIR) is a directory of this node's only, as on real nodes.
-		mkdir -p "$C/$node/store" "$NODE_STORE_DIR"
+		# $NODE_STORE_DIR) is a directory of this node's only, as on real nodes. So is the
+		# kubelet's device-plugin socket directory, a fixed path whatever --root-dir says: two
+		# kubelets starting at once on a shared one race on kubelet.sock ("address already in
+		# use") and one exits.
+		mkdir -p "$C/$node/store" "$NODE_STORE_DIR" "$C/$node/device-plugins" "$DEVICE_PLUGIN_DIR"
 		# Inside: drop the copies of other namespaces' nsfs mounts (they would keep the
 		# fetcher tests' and the other node's namespaces alive), mask the tunables, and
 		# mount the node's store.
@@ -340,7 +346,9 @@ setup_mount_namespaces() {
 				mount --bind "$f" "$t"
 				mount -o remount,bind,ro "$t"
 			done
-			mount --bind "$3" "$4"' sh "$C/ns" "$sysctl_dir" "$C/$node/store" "$NODE_STORE_DIR" >>"$C/$node/mntns.log" 2>&1 ||
+			mount --bind "$3" "$4"
+			mount --bind "$5" "$6"' sh "$C/ns" "$sysctl_dir" "$C/$node/store" "$NODE_STORE_DIR" \
+			"$C/$node/device-plugins" "$DEVICE_PLUGIN_DIR" >>"$C/$node/mntns.log" 2>&1 ||
 			die "making the mount namespace of $node failed" "$C/$node/mntns.log" "run cluster-down.sh and retry"
 	done
 }
