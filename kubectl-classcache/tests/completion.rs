@@ -125,16 +125,11 @@ fn kubectl_complete_helper_answers_in_kubectls_protocol() {
 #[test]
 fn kubectl_completes_the_plugin_through_the_helper() {
     let h = classcache_e2e::harness();
-    let kubectl = h.env.get("CLASSCACHE_KUBECTL").unwrap_or_else(|| {
-        panic!(
-            "{}/env has no CLASSCACHE_KUBECTL; run tests/harness/up.sh (its cluster builds kubectl)",
-            h.harness_dir.display()
-        )
-    });
+    let kubectl = h.tool("CLASSCACHE_KUBECTL", "its cluster builds kubectl");
     let dir = tempfile::tempdir().unwrap();
     plugin_dir(dir.path());
     let complete = |args: &[&str]| {
-        let out = Command::new(kubectl)
+        let out = Command::new(&kubectl)
             .arg("__complete")
             .arg("classcache")
             .args(args)

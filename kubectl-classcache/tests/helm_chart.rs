@@ -12,23 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn helm() -> String {
-    let h = classcache_e2e::harness();
-    h.env.get("CLASSCACHE_HELM").cloned().unwrap_or_else(|| {
-        panic!(
-            "{}/env has no CLASSCACHE_HELM; run tests/harness/up.sh (it builds helm with tests/harness/tools/helm.sh)",
-            h.harness_dir.display()
-        )
-    })
+    classcache_e2e::harness().tool(
+        "CLASSCACHE_HELM",
+        "it builds helm with tests/harness/tools/helm.sh",
+    )
 }
 
-fn version() -> String {
-    let out = Command::new("bash")
-        .arg(classcache_e2e::repo_root().join("scripts/version.sh"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use classcache_e2e::project_version as version;
 
 /// Runs scripts/helm-chart.sh into a new directory with this test's plugin binary, as
 /// `helm-chart.sh DIR` or (scripts/release.sh's way) `helm-chart.sh --out DIR`.

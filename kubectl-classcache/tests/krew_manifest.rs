@@ -9,30 +9,17 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+fn tool(name: &str) -> String {
+    classcache_e2e::harness().tool(name, "it builds krew with tests/harness/tools/krew.sh")
+}
+
+use classcache_e2e::project_version as version;
+
 const TARGETS: [(&str, &str); 2] = [
     ("x86_64-unknown-linux-musl", "amd64"),
     ("aarch64-unknown-linux-musl", "arm64"),
 ];
 const BASE_URL: &str = "https://downloads.example/classcache/releases";
-
-fn tool(name: &str) -> String {
-    let h = classcache_e2e::harness();
-    h.env.get(name).cloned().unwrap_or_else(|| {
-        panic!(
-            "{}/env has no {name}; run tests/harness/up.sh (it builds krew with tests/harness/tools/krew.sh)",
-            h.harness_dir.display()
-        )
-    })
-}
-
-fn version() -> String {
-    let out = Command::new("bash")
-        .arg(classcache_e2e::repo_root().join("scripts/version.sh"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn ok(out: Output, what: &str) -> String {
     let text = format!(

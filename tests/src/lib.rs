@@ -80,6 +80,20 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The project's one version, as `scripts/version.sh` prints it.
+pub fn project_version() -> String {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts/version.sh"))
+        .output()
+        .expect("bash runs scripts/version.sh");
+    assert!(
+        out.status.success(),
+        "scripts/version.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// A name no other test (in this or a concurrent process) uses: `<prefix>-<pid>-<time>-<n>`.
 /// Use it for registry repositories, image tags and container names.
 pub fn unique_name(prefix: &str) -> String {
@@ -136,6 +150,18 @@ fn parse_env_file(text: &str) -> BTreeMap<String, String> {
 }
 
 impl Harness {
+    /// The path of a tool the harness built or installed (`name` in `$H/env`, e.g.
+    /// `CLASSCACHE_HELM`); a missing one fails the test with the fix, naming `made_by` (the
+    /// harness step that provides it), never a skip.
+    pub fn tool(&self, name: &str, made_by: &str) -> String {
+        self.env.get(name).cloned().unwrap_or_else(|| {
+            panic!(
+                "{}/env has no {name}; run tests/harness/up.sh ({made_by})",
+                self.harness_dir.display()
+            )
+        })
+    }
+
     fn from_env_file(text: &str) -> Result<Harness, String> {
         let env = parse_env_file(text);
         let get = |name: &str| {

@@ -20,19 +20,17 @@ fn workflows(dir: &str) -> Vec<PathBuf> {
 #[test]
 fn workflows_and_action_have_no_finding_above_informational() {
     let h = harness();
-    let zizmor = h.env.get("CLASSCACHE_ZIZMOR").unwrap_or_else(|| {
-        panic!(
-            "{}/env has no CLASSCACHE_ZIZMOR; run tests/harness/up.sh (it installs zizmor with tests/harness/tools/zizmor.sh)",
-            h.harness_dir.display()
-        )
-    });
+    let zizmor = h.tool(
+        "CLASSCACHE_ZIZMOR",
+        "it installs zizmor with tests/harness/tools/zizmor.sh",
+    );
     // Files, not directories: zizmor collects a directory only when it looks like a repository,
     // and examples/workflows/ does not.
     let mut inputs = workflows(".github/workflows");
     inputs.extend(workflows("examples/workflows"));
     inputs.push(PathBuf::from("action.yml"));
 
-    let out = Command::new(zizmor)
+    let out = Command::new(&zizmor)
         .current_dir(repo_root())
         // --no-config: a zizmor.yml cannot switch audits off unseen; an ignore comment stays
         // visible on the line it excuses. --strict-collection: a file zizmor cannot parse fails
