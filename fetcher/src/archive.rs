@@ -4,7 +4,7 @@
 use crate::follow::{BlockingReader, Cursor};
 use crate::locks::LockExt;
 use crate::metrics::ErrorKind;
-use crate::node::{Availability, BlobRef, Node, PullError};
+use crate::node::{Availability, BlobRef, Node, Progress, PullError};
 use crate::sources::OriginError;
 use crate::store::{PublishedRecord, StoreError};
 use bytes::Bytes;
@@ -213,14 +213,16 @@ impl Archives {
             archive: fetched.config.archive.clone(),
             runtime_options: fetched.config.runtime_options.clone(),
         };
-        let unpacking = self.unpack_while_downloading(&blob, &record).await;
-        self.node
-            .fetch_blob(&blob)
-            .await
-            .map_err(|source| ArchiveError::Layer {
-                reference: whole.clone(),
-                source,
-            })?;
+        let (unpacking, waiting) = self.unpack_while_downloading(&blob, &record).await.unzip();
+        let fetched = self.node.fetch_blob(&blob).await;
+        // This request waited on the download from its first bytes until fetch_blob took over;
+        // letting go any earlier leaves a moment (fetch_blob's store check, on the blocking
+        // pool) in which a download no peer follows any more looks abandoned and is cancelled.
+        drop(waiting);
+        fetched.map_err(|source| ArchiveError::Layer {
+            reference: whole.clone(),
+            source,
+        })?;
         if let Some(unpacking) = unpacking {
             if let Ok(Err(e)) = unpacking.await {
                 // Bytes of a discarded attempt, say: unpack again from the verified blob.
@@ -294,7 +296,10 @@ impl Archives {
         &self,
         blob: &BlobRef,
         record: &PublishedRecord,
-    ) -> Option<tokio::sync::oneshot::Receiver<Result<(), StoreError>>> {
+    ) -> Option<(
+        tokio::sync::oneshot::Receiver<Result<(), StoreError>>,
+        tokio::sync::watch::Receiver<Progress>,
+    )> {
         let Some(Availability::InFlight(transfer)) = self.node.availability(blob, 0, true).await
         else {
             return None;
@@ -311,10 +316,8 @@ impl Archives {
         // The unpack reserves room for the archive file: only once the download has its own
         // room (its first bytes are in), so that the optional early unpack never takes the room
         // the layer itself needs. This request waits on the download meanwhile.
-        let first_bytes = {
-            let _waiting = transfer.subscribe();
-            cursor.wait_readable().await
-        };
+        let waiting = transfer.subscribe();
+        let first_bytes = cursor.wait_readable().await;
         if first_bytes.is_err() {
             drop(cursor);
             transfer.undetach();
@@ -334,7 +337,7 @@ impl Archives {
                 let _ = done.send(unpacked);
             })
             .ok()?;
-        Some(result)
+        Some((result, waiting))
     }
 
     /// A manifest or a config blob: from the store, else the registry, else any peer that has
