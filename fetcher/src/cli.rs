@@ -43,7 +43,8 @@ pub struct ServeArgs {
     /// This node's name: what peers rank (set it from the downward API's spec.nodeName).
     #[arg(long, env = "NODE_NAME")]
     pub node_id: String,
-    /// Static peer list NODE=http://IP:PORT,… (tests, clusters without API access); only these
+    /// Static peer list NODE=http://IP:PORT,… or NODE@ZONE=http://IP:PORT,… (tests, clusters
+    /// without API access; the zone is what an EndpointSlice would carry); only these
     /// addresses may then fetch blobs. Without it, peers come from the peers Service's
     /// EndpointSlices and this node's pods from a pod watch.
     #[arg(long, env = "CLASSCACHE_PEERS")]
@@ -65,6 +66,10 @@ pub struct ServeArgs {
     /// uplink at one copy and the last node within one transfer time plus per-hop latency.
     #[arg(long, default_value_t = 1)]
     pub fanout: usize,
+    /// Order the distribution zone by zone (the zone each peer's EndpointSlice entry carries, or
+    /// NODE@ZONE in --peers), so the archive crosses into each zone once; false ignores zones.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub zone_aware: bool,
     /// Concurrent uploads to peers; more get 503 and go to another node.
     #[arg(long, default_value_t = 4)]
     pub upload_cap: usize,

@@ -4,7 +4,8 @@
 use crate::metrics::{ErrorKind, PeerFailure};
 use crate::node::{BlobRef, Node, Transfer};
 use crate::peers::Peer;
-use crate::ranking;
+use crate::ranking::{self, Member};
+use crate::schedule::{self, FillSchedule, Step, UpstreamState, COMPLETE_TIMEOUT, STATUS_TIMEOUT};
 use crate::sources::{ByteStream, OriginError, StreamError};
 use crate::store::{Partial, StoreError};
 use classcache_core::digest::Digest;
@@ -14,17 +15,6 @@ use futures_util::StreamExt;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A stalled parent that has this many more bytes than it sent us is not waiting upstream.
-const STALL_SLACK: u64 = 2 << 20;
-/// Passes over all sources before a download gives up (with a growing pause between).
-const ROUNDS: u32 = 5;
-/// The first round in which a node that has earlier-ranked peers may ask the registry.
-const REGISTRY_ROUND: u32 = 2;
-/// How long a peer gets to answer a status question.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a peer gets to say whether it has a blob complete.
-const COMPLETE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why one source failed; the download moves on to the next one.
 #[derive(Debug, thiserror::Error)]
@@ -99,38 +89,51 @@ impl From<DownloadError> for PullStep {
     }
 }
 
-#[derive(Debug, Clone)]
-pub(crate) enum Source {
-    /// A peer ranked earlier: asking it makes it download too, so the tree fills top-down.
-    Upstream(Peer),
-    /// Any peer that already has the complete blob.
-    AnyComplete,
-    Registry,
-}
+/// Where one pull gets its bytes: a peer, any complete peer, or the registry.
+pub(crate) type Source = schedule::Source<Peer>;
 
 impl Node {
-    /// The sources for a digest, best first: earlier-ranked peers (parent first), then any peer
-    /// with the complete blob, then the registry.
+    /// The sources for a digest, best first (see [`schedule::plan`]): earlier peers in the
+    /// distribution order (parent first), then any peer with the complete blob, then the
+    /// registry.
     pub(crate) fn plan(&self, digest: &Digest) -> Vec<Source> {
         let peers = self.peers.snapshot();
-        let ids = peers
+        let me = self.self_id();
+        let my_zone = peers
             .iter()
-            .map(|p| p.id.as_str())
-            .chain(std::iter::once(self.self_id()));
-        let ranked = ranking::rank(digest, ids);
-        let me = ranked
+            .find(|p| p.id == me)
+            .and_then(|p| p.zone.as_deref());
+        let members = peers
             .iter()
-            .position(|id| *id == self.self_id())
+            .map(|p| Member {
+                id: &p.id,
+                zone: p.zone.as_deref(),
+            })
+            .chain(std::iter::once(Member {
+                id: me,
+                zone: my_zone,
+            }));
+        let dist =
+            ranking::distribution(digest, members, self.config.fanout, self.config.zone_aware);
+        let at = dist
+            .order
+            .iter()
+            .position(|id| *id == me)
             .expect("self is ranked");
-        let mut sources: Vec<Source> = ranking::upstream(me, self.config.fanout)
-            .into_iter()
-            .filter_map(|r| peers.iter().find(|p| p.id == ranked[r]))
-            .filter(|p| !self.is_suspect(digest, &p.id))
-            .map(|p| Source::Upstream(p.clone()))
-            .collect();
-        sources.push(Source::AnyComplete);
-        sources.push(Source::Registry);
-        sources
+        // One lookup table, not a scan of the peer list per position (plans grow with the fleet).
+        let by_id: std::collections::HashMap<&str, &Peer> =
+            peers.iter().map(|p| (p.id.as_str(), p)).collect();
+        let peer_at = |r: usize| by_id.get(dist.order[r]).copied();
+        schedule::plan(dist.tree.upstream(at), |r| {
+            peer_at(r).is_some_and(|p| !self.is_suspect(digest, &p.id))
+        })
+        .into_iter()
+        .map(|s| match s {
+            schedule::Source::Upstream(r) => Source::Upstream(peer_at(r).expect("usable").clone()),
+            schedule::Source::AnyComplete => Source::AnyComplete,
+            schedule::Source::Registry => Source::Registry,
+        })
+        .collect()
     }
 
     /// Fills the partial from the planned sources, in order, for a few rounds.
@@ -144,51 +147,48 @@ impl Node {
         last: &mut DownloadError,
     ) -> Result<(), PullStep> {
         let sources = self.plan(&blob.digest);
-        let has_upstream = sources.iter().any(|s| matches!(s, Source::Upstream(_)));
-        for round in 0..ROUNDS {
-            if round > 0 {
-                tokio::time::sleep(Duration::from_millis(300 * u64::from(round))).await;
+        let mut schedule = FillSchedule::new(&sources);
+        loop {
+            if partial.written() >= blob.size {
+                return Ok(());
             }
-            for source in &sources {
-                if partial.written() >= blob.size {
-                    return Ok(());
-                }
-                // The registry is the last resort: a node with earlier-ranked peers first gives
-                // them a few rounds (a loaded parent may just be slow to answer), and while one
-                // of them is alive and getting the blob, a hiccup of ours must not become a
-                // second registry pull. The final round goes to the registry whatever.
-                if matches!(source, Source::Registry)
-                    && round + 1 < ROUNDS
-                    && has_upstream
-                    && (round < REGISTRY_ROUND
-                        || self.an_upstream_is_getting_it(&sources, &blob.digest).await)
-                {
-                    tracing::info!(digest = %blob.digest, round, "an earlier-ranked peer is still getting it; retrying the peers, not the registry");
+            let source = match schedule.next_step() {
+                Step::Exhausted => break,
+                Step::Pause(d) => {
+                    tokio::time::sleep(d).await;
                     continue;
                 }
-                let result = self
-                    .pull_from(source, blob, partial, transfer, hops, contributors)
-                    .await;
-                match result {
-                    Ok(()) => {}
-                    Err(PullStep::Source(e)) => {
-                        match source {
-                            Source::Upstream(p) => {
-                                self.metrics.peer_failure(e.peer_failure());
-                                tracing::warn!(digest = %blob.digest, peer = %p.id, offset = partial.written(), error = %e, "peer transfer failed; trying the next source");
-                            }
-                            // The normal case for the root: nobody has it yet.
-                            Source::AnyComplete => {
-                                tracing::debug!(digest = %blob.digest, error = %e, "no peer has the complete blob")
-                            }
-                            Source::Registry => {
-                                tracing::warn!(digest = %blob.digest, offset = partial.written(), error = %e, "registry transfer failed")
-                            }
-                        }
-                        *last = e;
+                Step::Pull(i) => &sources[i],
+                Step::RegistryUnlessUpstreamGetting(i) => {
+                    if self.an_upstream_is_getting_it(&sources, &blob.digest).await {
+                        tracing::info!(digest = %blob.digest, round = schedule.round(), "an earlier-ranked peer is still getting it; retrying the peers, not the registry");
+                        continue;
                     }
-                    Err(other) => return Err(other),
+                    &sources[i]
                 }
+            };
+            let result = self
+                .pull_from(source, blob, partial, transfer, hops, contributors)
+                .await;
+            match result {
+                Ok(()) => {}
+                Err(PullStep::Source(e)) => {
+                    match source {
+                        Source::Upstream(p) => {
+                            self.metrics.peer_failure(e.peer_failure());
+                            tracing::warn!(digest = %blob.digest, peer = %p.id, offset = partial.written(), error = %e, "peer transfer failed; trying the next source");
+                        }
+                        // The normal case for the root: nobody has it yet.
+                        Source::AnyComplete => {
+                            tracing::debug!(digest = %blob.digest, error = %e, "no peer has the complete blob")
+                        }
+                        Source::Registry => {
+                            tracing::warn!(digest = %blob.digest, offset = partial.written(), error = %e, "registry transfer failed")
+                        }
+                    }
+                    *last = e;
+                }
+                Err(other) => return Err(other),
             }
         }
         if partial.written() >= blob.size {
@@ -354,7 +354,13 @@ impl Node {
             .transport
             .status(peer, &blob.digest, None, STATUS_TIMEOUT)
             .await;
-        matches!(status, Some(s) if s.running && s.written <= have.saturating_add(STALL_SLACK))
+        schedule::keeps_waiting(
+            status.map(|s| UpstreamState {
+                running: s.running,
+                written: s.written,
+            }),
+            have,
+        )
     }
 }
 

@@ -15,6 +15,7 @@ pub mod peer_client;
 pub mod peers;
 pub mod pod_watch;
 pub mod ranking;
+pub mod schedule;
 pub mod serve;
 pub mod sharing;
 pub mod signature;

@@ -131,6 +131,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let transport = Arc::new(HttpPeers::new(&args.node_id));
     let config = PullConfig {
         fanout: args.fanout.max(1),
+        zone_aware: args.zone_aware,
         stall_timeout: args.stall_timeout,
         max_hops: 32,
         max_downloads: args.max_downloads,

@@ -33,6 +33,8 @@ const ABANDON_CHECK: Duration = Duration::from_millis(500);
 pub struct PullConfig {
     /// Children per node in the distribution tree (1 = a chain).
     pub fanout: usize,
+    /// Order the nodes zone by zone, so the bytes cross into each zone once.
+    pub zone_aware: bool,
     /// No byte for this long from a source: ask whether it is alive, else move on.
     pub stall_timeout: Duration,
     pub max_hops: u32,

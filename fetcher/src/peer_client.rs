@@ -31,7 +31,7 @@ pub struct HttpPeers {
 /// An HTTP client for fetchers in the cluster (peers, and the init container's node fetcher).
 pub(crate) fn fetcher_http() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
+        .connect_timeout(crate::schedule::CONNECT_TIMEOUT)
         // Plain HTTP inside the cluster: loading the system's TLS roots would cost the
         // init container ~150 file reads at every pod start.
         .tls_certs_only([])

@@ -13,13 +13,14 @@ pub struct Peer {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("peer {entry:?}: {problem}; write peers as NODE=http://HOST:PORT, comma-separated")]
+#[error("peer {entry:?}: {problem}; write peers as NODE=http://HOST:PORT or NODE@ZONE=http://HOST:PORT, comma-separated")]
 pub struct BadPeer {
     entry: String,
     problem: &'static str,
 }
 
-/// Parses `node-a=http://10.0.0.1:8787,node-b=http://10.0.0.2:8787`.
+/// Parses `node-a=http://10.0.0.1:8787,node-b@zone-2=http://10.0.0.2:8787` (a node's zone, as
+/// its EndpointSlice would say, after `@`; Kubernetes node names cannot contain one).
 pub fn parse_static(list: &str) -> Result<Vec<Peer>, BadPeer> {
     list.split(',')
         .map(str::trim)
@@ -29,7 +30,12 @@ pub fn parse_static(list: &str) -> Result<Vec<Peer>, BadPeer> {
                 entry: entry.to_string(),
                 problem,
             };
-            let (id, url) = entry.split_once('=').ok_or_else(|| bad("no '='"))?;
+            let (node, url) = entry.split_once('=').ok_or_else(|| bad("no '='"))?;
+            let (id, zone) = match node.split_once('@') {
+                Some((_, "")) => return Err(bad("empty zone after '@'")),
+                Some((id, zone)) => (id, Some(zone.to_string())),
+                None => (node, None),
+            };
             if id.is_empty() {
                 return Err(bad("empty node name"));
             }
@@ -39,7 +45,7 @@ pub fn parse_static(list: &str) -> Result<Vec<Peer>, BadPeer> {
             Ok(Peer {
                 id: id.to_string(),
                 url: url.trim_end_matches('/').to_string(),
-                zone: None,
+                zone,
             })
         })
         .collect()
@@ -88,6 +94,16 @@ mod tests {
         let peers = parse_static("a=http://10.0.0.1:8787/, b=http://10.0.0.2:8787").unwrap();
         assert_eq!(peers.len(), 2);
         assert_eq!(peers[0].url, "http://10.0.0.1:8787");
+        assert_eq!(peers[0].zone, None);
+        let zoned = parse_static("a@eu-1a=http://10.0.0.1:8787").unwrap();
+        assert_eq!(
+            (zoned[0].id.as_str(), zoned[0].zone.as_deref()),
+            ("a", Some("eu-1a"))
+        );
+        let err = parse_static("a@=http://10.0.0.1:8787")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("empty zone"), "{err}");
         let err = parse_static("a=10.0.0.1:8787").unwrap_err().to_string();
         assert!(
             err.contains("a=10.0.0.1:8787") && err.contains("http://"),

@@ -216,6 +216,7 @@ pub fn node(
         fanout: 1,
         stall_timeout: Duration::from_secs(2),
         max_hops: 32,
+        zone_aware: true,
         max_downloads: 8,
     };
     Node::new(config, store, set, origin, transport, metrics)
