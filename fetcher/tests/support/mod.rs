@@ -15,7 +15,7 @@ use classcache_core::oci::Descriptor;
 use classcache_core::reference::RegistryRef;
 use classcache_core::testing::sample_config;
 use classcache_oci::registry::RegistryClient;
-use netns::{enter_netns, Lab, LinkRate, GATEWAY};
+use netns::{enter_netns, Lab, LinkRate, ZoneB, GATEWAY};
 use proxy::Proxy;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -118,6 +118,9 @@ pub struct ClusterOptions {
     /// Namespace hosts after the fetchers' that run no fetcher and are in no peer list: the
     /// hostile hosts of the adversarial tests.
     pub strangers: usize,
+    /// The last this many fetcher hosts in a second zone behind one link shaped at this rate;
+    /// the peer list then names every node's zone (`node-i@zone-a=…`). None: one zone, no names.
+    pub zone_b: Option<(usize, LinkRate)>,
 }
 
 impl ClusterOptions {
@@ -132,7 +135,13 @@ impl ClusterOptions {
             extra_args: vec![],
             store_override: vec![],
             strangers: 0,
+            zone_b: None,
         }
+    }
+
+    /// Zone b's first fetcher host (`hosts` when there is no zone b).
+    pub fn zone_b_start(&self) -> usize {
+        self.hosts - self.zone_b.map_or(0, |(z, _)| z)
     }
 }
 
@@ -154,7 +163,18 @@ pub fn node_id(i: usize) -> String {
 impl Cluster {
     pub fn start(opts: &ClusterOptions) -> Cluster {
         let h = classcache_e2e::harness();
-        let lab = Lab::new(opts.hosts + opts.strangers, opts.rate);
+        let zone_b = opts.zone_b.map(|(z, rate)| {
+            assert!(
+                z <= opts.hosts,
+                "zone b of {z} hosts in a {}-host lab",
+                opts.hosts
+            );
+            ZoneB {
+                hosts: opts.zone_b_start()..opts.hosts,
+                rate,
+            }
+        });
+        let lab = Lab::zoned(opts.hosts + opts.strangers, opts.rate, zone_b);
         let proxy = Proxy::start(
             &lab.bridge_ns,
             &format!("{GATEWAY}:{PROXY_PORT}"),
@@ -179,8 +199,20 @@ impl Cluster {
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let node_ids: Vec<String> = (0..opts.hosts).map(node_id).collect();
+        let zone = |i: usize| match opts.zone_b {
+            None => String::new(),
+            Some(_) if i >= opts.zone_b_start() => "@zone-b".into(),
+            Some(_) => "@zone-a".into(),
+        };
         let peer_list: Vec<String> = (0..opts.hosts)
-            .map(|i| format!("{}=http://{}:{FETCHER_PORT}", node_ids[i], lab.hosts[i].ip))
+            .map(|i| {
+                format!(
+                    "{}{}=http://{}:{FETCHER_PORT}",
+                    node_ids[i],
+                    zone(i),
+                    lab.hosts[i].ip
+                )
+            })
             .collect();
         let mut stores = Vec::new();
         let mut pids = Vec::new();
@@ -289,6 +321,17 @@ impl Cluster {
         which: &[usize],
         reference: &str,
     ) -> Vec<(Result<serde_json::Value, String>, Duration)> {
+        self.request_within(which, reference, None)
+    }
+
+    /// [`Cluster::request`], each ask failing after `timeout`: a node that never answers is
+    /// then a failure to report, not a run that hangs.
+    pub fn request_within(
+        &self,
+        which: &[usize],
+        reference: &str,
+        timeout: Option<Duration>,
+    ) -> Vec<(Result<serde_json::Value, String>, Duration)> {
         let digest = reference.rsplit('@').next().unwrap().to_string();
         let asks: Vec<_> = which
             .iter()
@@ -302,7 +345,11 @@ impl Cluster {
                 async move {
                     let started = Instant::now();
                     let result = async {
-                        let r = http.get(url).send().await.map_err(|e| e.to_string())?;
+                        let mut ask = http.get(url);
+                        if let Some(t) = timeout {
+                            ask = ask.timeout(t);
+                        }
+                        let r = ask.send().await.map_err(|e| e.to_string())?;
                         let status = r.status();
                         let body = r.text().await.map_err(|e| e.to_string())?;
                         if status.is_success() {
@@ -411,6 +458,40 @@ pub fn ranked_hosts(digest: &str, hosts: usize) -> Vec<usize> {
         .into_iter()
         .map(|id| ids.iter().position(|n| n == id).unwrap())
         .collect()
+}
+
+/// `count` distinct hosts of `hosts`, each to be killed at a moment drawn uniformly from
+/// `window` (time since the requests), in time order. The same seed gives the same plan, so a
+/// run that failed can be replayed.
+pub fn kill_plan(
+    seed: u64,
+    hosts: usize,
+    count: usize,
+    window: std::ops::Range<Duration>,
+) -> Vec<(Duration, usize)> {
+    assert!(count <= hosts, "{count} kills among {hosts} hosts");
+    // Runs use consecutive seeds, which xorshift alone would map to the same stream (it sets
+    // the low bit); splitmix64's finalizer spreads them first.
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    let mut rng = classcache_core::testing::XorShift::new(z ^ (z >> 31));
+    let mut victims: Vec<usize> = (0..hosts).collect();
+    let span = window.end.saturating_sub(window.start).as_secs_f64();
+    let mut plan: Vec<(Duration, usize)> = (0..count)
+        .map(|k| {
+            // A partial Fisher-Yates shuffle: the first `count` slots are distinct hosts.
+            let pick = k + (rng.next_u64() % (hosts - k) as u64) as usize;
+            victims.swap(k, pick);
+            let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            (
+                window.start + Duration::from_secs_f64(span * unit),
+                victims[k],
+            )
+        })
+        .collect();
+    plan.sort();
+    plan
 }
 
 pub fn rss_kib(pid: u32) -> u64 {

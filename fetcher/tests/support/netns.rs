@@ -1,5 +1,5 @@
-//! A lab of hosts made of network namespaces: one per host, joined by a bridge in a namespace
-//! of its own, links optionally shaped with `tc`. It must clean up everything it made, on panic too.
+//! A lab of namespace hosts on one bridge, or two zones' bridges joined by one link, links optionally `tc`-shaped.
+//! It must clean up everything it made, on panic too.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -39,9 +39,23 @@ pub struct Host {
     pub ip: String,
 }
 
+/// A second zone: `hosts` attach to a bridge of their own, joined to zone a's bridge by one
+/// veth pair shaped to `rate` each way, so all traffic between the zones crosses that one link.
+#[derive(Debug, Clone)]
+pub struct ZoneB {
+    pub hosts: std::ops::Range<usize>,
+    pub rate: LinkRate,
+}
+
+/// The cross-zone link's ends: zone a's in the bridge namespace, zone b's in its own.
+const CROSS_A: &str = "xz-a";
+const CROSS_B: &str = "xz-b";
+
 pub struct Lab {
     pub id: String,
     pub bridge_ns: String,
+    /// Zone b's bridge namespace, when the lab has a second zone.
+    pub zone_b_ns: Option<String>,
     pub hosts: Vec<Host>,
     made: Mutex<Vec<String>>,
     children: Mutex<Vec<Child>>,
@@ -88,6 +102,13 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
 impl Lab {
     /// Makes `n` hosts at 10.77.0.10+i, each with its own namespace and a veth to the bridge.
     pub fn new(n: usize, rate: Option<LinkRate>) -> Lab {
+        Lab::zoned(n, rate, None)
+    }
+
+    /// [`Lab::new`] with `zone_b`'s hosts on a second bridge behind the shaped cross-zone link.
+    /// One subnet still: the bridged veth makes both zones one L2 domain, so nothing routes and
+    /// the registry proxy on zone a's bridge is reached the same way from either zone.
+    pub fn zoned(n: usize, rate: Option<LinkRate>, zone_b: Option<ZoneB>) -> Lab {
         assert!(n <= 200, "at most 200 hosts in a /24");
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let id = format!(
@@ -97,6 +118,7 @@ impl Lab {
         );
         let lab = Lab {
             bridge_ns: format!("{id}-br"),
+            zone_b_ns: zone_b.as_ref().map(|_| format!("{id}-brb")),
             id: id.clone(),
             hosts: Vec::new(),
             made: Mutex::new(Vec::new()),
@@ -117,11 +139,33 @@ impl Lab {
             "br0",
         ]);
         run(&["ip", "-n", &br, "link", "set", "br0", "up"]);
+        if let (Some(zb), Some(brb)) = (&zone_b, lab.zone_b_ns.clone()) {
+            lab.add_ns(&brb);
+            run(&["ip", "-n", &brb, "link", "add", "br0", "type", "bridge"]);
+            run(&["ip", "-n", &brb, "link", "set", "br0", "up"]);
+            run(&[
+                "ip", "link", "add", "name", CROSS_A, "netns", &br, "type", "veth", "peer", "name",
+                CROSS_B, "netns", &brb,
+            ]);
+            run(&[
+                "ip", "-n", &br, "link", "set", CROSS_A, "master", "br0", "up",
+            ]);
+            run(&[
+                "ip", "-n", &brb, "link", "set", CROSS_B, "master", "br0", "up",
+            ]);
+            shape(&br, CROSS_A, zb.rate);
+            shape(&brb, CROSS_B, zb.rate);
+        }
         for i in 0..n {
             let ns = format!("{id}-h{i}");
             lab.add_ns(&ns);
             let ip = format!("{SUBNET}.{}", 10 + i);
             let port = format!("vh{i}");
+            // The host's bridge: zone b's when it is one of zone b's hosts.
+            let br = match (&zone_b, &lab.zone_b_ns) {
+                (Some(zb), Some(brb)) if zb.hosts.contains(&i) => brb.clone(),
+                _ => br.clone(),
+            };
             run(&[
                 "ip", "link", "add", "name", "eth0", "netns", &ns, "type", "veth", "peer", "name",
                 &port, "netns", &br,
@@ -178,6 +222,13 @@ impl Lab {
         }
     }
 
+    /// Bytes sent over the cross-zone link so far, (zone a to b, zone b to a); None without a
+    /// zone b. Each end's tx counter: what its egress (and so its shaper) let through.
+    pub fn cross_zone_bytes(&self) -> Option<(u64, u64)> {
+        let brb = self.zone_b_ns.as_ref()?;
+        Some((tx_bytes(&self.bridge_ns, CROSS_A), tx_bytes(brb, CROSS_B)))
+    }
+
     /// Runs a command inside host `i`'s namespace and returns its output.
     pub fn exec(&self, i: usize, program: &str, args: &[String]) -> std::process::Output {
         Command::new("ip")
@@ -186,6 +237,23 @@ impl Lab {
             .output()
             .expect("run in namespace")
     }
+}
+
+/// A device's transmitted bytes, from `ip -j -s link` (no sysfs remount needed for another ns).
+fn tx_bytes(ns: &str, dev: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["-j", "-s", "-n", ns, "link", "show", "dev", dev])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip: {e}"));
+    assert!(
+        out.status.success(),
+        "ip link show {dev} in {ns}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
+    v[0]["stats64"]["tx"]["bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no tx bytes for {dev} in {ns}: {v}"))
 }
 
 fn shape(ns: &str, dev: &str, rate: LinkRate) {
