@@ -2,10 +2,12 @@
 //! It must print simulated figures only, labelled as such; it asserts nothing about speed.
 //!
 //! `cargo bench -p classcache-fetcher --bench fleet` prints the fleet tables (100, 1,000 and
-//! 10,000 nodes; fanout 1, 2, 4; zone-aware or not; no churn and 5% of nodes killed) and the
-//! simulation of the namespace benchmark's lab, to hold against `--bench p2p`. Environment:
-//! `FLEET_NODES` (default `100,1000,10000`), `FLEET_SIZE_MB` (256), `FLEET_GBIT` (per-node link,
-//! 1), `FLEET_ZONES` (3), `FLEET_SEEDS` (runs per row, 3), `FLEET_ONLY` (`fleet` or `lab`).
+//! 10,000 nodes; fanout 1, 2, 4; zone-aware or not; 4 and 8 stripes; no churn and 5% of nodes
+//! killed). `--bench p2p` prints, beside each namespace run, the same scenario simulated.
+//! Environment: `FLEET_NODES` (default `100,1000,10000`), `FLEET_SIZE_MB` (256), `FLEET_GBIT`
+//! (per-node link, 1), `FLEET_ZONES` (3), `FLEET_SEEDS` (runs per row, 3), `FLEET_DESIGN` (one
+//! design's name as printed, e.g. `8 stripes, zone-aware`), `FLEET_CHURN` (percent of nodes
+//! killed per row, default `0,5`).
 
 #[path = "sim/mod.rs"]
 mod sim;
@@ -128,8 +130,16 @@ fn fleet() {
             "failed",
             "runs"
         );
+        let pick = std::env::var("FLEET_DESIGN").ok();
+        let churns: Vec<usize> = env_list("FLEET_CHURN", "0,5")
+            .iter()
+            .map(|c| *c as usize)
+            .collect();
         for &(name, fanout, stripes, zone_aware) in &designs {
-            for churn in [0usize, 5] {
+            if pick.as_deref().is_some_and(|d| d != name) {
+                continue;
+            }
+            for &churn in &churns {
                 let p = Params {
                     nodes,
                     fanout,

@@ -5,8 +5,11 @@ use crate::metrics::{ErrorKind, PeerFailure};
 use crate::node::{BlobRef, Node, Transfer};
 use crate::peers::Peer;
 use crate::ranking::{self, Member};
-use crate::schedule::{self, FillSchedule, Step, UpstreamState, COMPLETE_TIMEOUT, STATUS_TIMEOUT};
-use crate::sources::{ByteStream, OriginError, StreamError};
+use crate::schedule::{
+    self, FillSchedule, PeerAnswer, Step, UpstreamAnswer, UpstreamState, COMPLETE_TIMEOUT,
+    STATUS_TIMEOUT,
+};
+use crate::sources::{ByteStream, NoStatus, OriginError, StreamError};
 use crate::store::{Partial, StoreError};
 use classcache_core::digest::Digest;
 use classcache_core::media_types::ARCHIVE_LAYER;
@@ -159,9 +162,11 @@ impl Node {
                     continue;
                 }
                 Step::Pull(i) => &sources[i],
-                Step::RegistryUnlessUpstreamGetting(i) => {
-                    if self.an_upstream_is_getting_it(&sources, &blob.digest).await {
-                        tracing::info!(digest = %blob.digest, round = schedule.round(), "an earlier-ranked peer is still getting it; retrying the peers, not the registry");
+                step @ (Step::RegistryUnlessUpstreamGetting(i)
+                | Step::RegistryIfUpstreamGone(i)) => {
+                    let answer = self.upstream_answer(&sources, &blob.digest).await;
+                    if !answer.lets_registry(step) {
+                        tracing::info!(digest = %blob.digest, round = schedule.round(), ?answer, "earlier-ranked peers may still bring it; retrying the peers, not the registry");
                         continue;
                     }
                     &sources[i]
@@ -252,28 +257,41 @@ impl Node {
                 .transport
                 .status(peer, &blob.digest, Some(attempt), STATUS_TIMEOUT)
                 .await;
-            if partial.written() > 0 && status.is_some_and(|s| s.discarded) {
+            if partial.written() > 0 && status.is_ok_and(|s| s.discarded) {
                 return Err(PullStep::UpstreamRestarted);
             }
         }
         result
     }
 
-    /// Whether any upstream source answers that it has or is downloading the blob.
-    async fn an_upstream_is_getting_it(&self, sources: &[Source], digest: &Digest) -> bool {
-        let asks: Vec<_> = sources
+    /// What the upstream sources say about the blob, asked all at once; the first that is
+    /// getting it settles the question.
+    pub(crate) async fn upstream_answer(
+        &self,
+        sources: &[Source],
+        digest: &Digest,
+    ) -> UpstreamAnswer {
+        let mut asks: futures_util::stream::FuturesUnordered<_> = sources
             .iter()
             .filter_map(|s| match s {
-                Source::Upstream(p) => Some(Box::pin(async move {
+                Source::Upstream(p) => Some(async move {
                     match self.transport.status(p, digest, None, STATUS_TIMEOUT).await {
-                        Some(st) if st.running || st.complete => Ok(()),
-                        _ => Err(()),
+                        Ok(st) if st.running || st.complete => PeerAnswer::Getting,
+                        Ok(_) | Err(NoStatus::Refused) => PeerAnswer::NotGetting,
+                        Err(NoStatus::Silent) => PeerAnswer::Silent,
                     }
-                })),
+                }),
                 _ => None,
             })
             .collect();
-        !asks.is_empty() && futures_util::future::select_ok(asks).await.is_ok()
+        let mut answers = Vec::with_capacity(asks.len());
+        while let Some(answer) = asks.next().await {
+            if answer == PeerAnswer::Getting {
+                return UpstreamAnswer::Getting;
+            }
+            answers.push(answer);
+        }
+        UpstreamAnswer::of(answers)
     }
 
     /// A peer that has the complete blob, asking all of them at once.
@@ -284,7 +302,8 @@ impl Node {
                 let status = self
                     .transport
                     .status(&peer, digest, None, COMPLETE_TIMEOUT)
-                    .await?;
+                    .await
+                    .ok()?;
                 status.complete.then_some(peer)
             },
         )
@@ -355,7 +374,7 @@ impl Node {
             .status(peer, &blob.digest, None, STATUS_TIMEOUT)
             .await;
         schedule::keeps_waiting(
-            status.map(|s| UpstreamState {
+            status.ok().map(|s| UpstreamState {
                 running: s.running,
                 written: s.written,
             }),
@@ -368,6 +387,7 @@ impl Node {
 mod tests {
     use super::*;
     use crate::testing::{self, Behaviour, TestSource};
+    use classcache_core::fetcher::http::BlobStatus;
     use classcache_oci::memory::MemorySource;
 
     /// A node id that ranks after `peer` for `digest`, so `peer` is its parent.
@@ -413,6 +433,43 @@ mod tests {
             node.metrics.bytes_from_registry.load(Relaxed),
             blob.size - broken_at
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_registry_gate_tells_a_crashed_parent_from_a_silent_or_busy_one() {
+        let source = MemorySource::new(testing::REPO);
+        let digest = Digest::of(b"the layer");
+        let me = child_of("parent", &digest);
+        let parent = TestSource::new(source.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let node = testing::node(
+            dir.path(),
+            &me,
+            TestSource::new(source),
+            vec![(testing::peer("parent"), parent.clone())],
+        );
+        let sources = node.plan(&digest);
+        let answer = || node.upstream_answer(&sources, &digest);
+        let early = Step::RegistryIfUpstreamGone(sources.len() - 1);
+        // Its fetcher is gone: nothing listens. The registry at once, no rounds sat out.
+        parent.behaviour.lock().unwrap().refused = true;
+        assert_eq!(answer().await, UpstreamAnswer::Gone);
+        assert!(answer().await.lets_registry(early));
+        // No answer in time: it may be loaded. It keeps its rounds.
+        parent.behaviour.lock().unwrap().refused = false;
+        assert_eq!(answer().await, UpstreamAnswer::Unsure);
+        assert!(!answer().await.lets_registry(early));
+        // Alive and downloading: the registry waits, in every round but the last.
+        parent.behaviour.lock().unwrap().status = Some(BlobStatus {
+            running: true,
+            ..BlobStatus::default()
+        });
+        assert_eq!(answer().await, UpstreamAnswer::Getting);
+        let later = Step::RegistryUnlessUpstreamGetting(sources.len() - 1);
+        assert!(!answer().await.lets_registry(later));
+        // Alive and idle (restarted, say): nobody upstream brings it.
+        parent.behaviour.lock().unwrap().status = Some(BlobStatus::default());
+        assert_eq!(answer().await, UpstreamAnswer::Gone);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::download::DownloadError;
 use crate::node::BlobRef;
 use crate::peers::Peer;
-use crate::sources::{PeerStream, PeerTransport, StreamError};
+use crate::sources::{NoStatus, PeerStream, PeerTransport, StreamError};
 use bytes::Bytes;
 use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::{
@@ -124,17 +124,22 @@ impl PeerTransport for HttpPeers {
         digest: &'a Digest,
         attempt: Option<u64>,
         timeout: Duration,
-    ) -> BoxFuture<'a, Option<BlobStatus>> {
+    ) -> BoxFuture<'a, Result<BlobStatus, NoStatus>> {
         Box::pin(async move {
-            self.http
+            let response = self
+                .http
                 .get(format!("{}{}", peer.url, api::status_path(digest, attempt)))
                 .timeout(timeout)
                 .send()
                 .await
-                .ok()?
-                .json()
-                .await
-                .ok()
+                .map_err(|e| {
+                    if e.is_connect() && !e.is_timeout() {
+                        NoStatus::Refused
+                    } else {
+                        NoStatus::Silent
+                    }
+                })?;
+            response.json().await.map_err(|_| NoStatus::Silent)
         })
     }
 
@@ -180,4 +185,41 @@ async fn read_capped(response: reqwest::Response, limit: usize) -> Option<Bytes>
         out.extend_from_slice(&chunk);
     }
     Some(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer_at(addr: std::net::SocketAddr) -> Peer {
+        Peer {
+            id: "parent".into(),
+            url: format!("http://{addr}"),
+            zone: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_status_question_tells_a_gone_fetcher_from_a_silent_one() {
+        let peers = HttpPeers::new("child");
+        let digest = Digest::of(b"the layer");
+        // Nothing listens on the port any more: the fetcher is gone.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gone = peer_at(closed.local_addr().unwrap());
+        drop(closed);
+        let timeout = Duration::from_millis(300);
+        let answer = peers.status(&gone, &digest, None, timeout).await;
+        assert_eq!(answer.unwrap_err(), NoStatus::Refused);
+        // It accepts the connection and says nothing: loaded, or wedged; not known gone.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let quiet = peer_at(silent.local_addr().unwrap());
+        let held = tokio::spawn(async move {
+            let (conn, _) = silent.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(conn);
+        });
+        let answer = peers.status(&quiet, &digest, None, timeout).await;
+        assert_eq!(answer.unwrap_err(), NoStatus::Silent);
+        held.abort();
+    }
 }

@@ -51,6 +51,11 @@ pub enum Step {
     /// Source `i` is the registry: pull from it unless an upstream peer answers that it is
     /// getting the blob (then a hiccup of ours must not become a second registry pull).
     RegistryUnlessUpstreamGetting(usize),
+    /// Source `i` is the registry, in a round before [`REGISTRY_ROUND`]: pull from it only if
+    /// every upstream peer is known gone or idle ([`UpstreamAnswer::Gone`]). A crashed root's
+    /// child need not sit out the rounds' pauses while the whole tree below it waits; a parent
+    /// that merely answers slowly still gets its rounds.
+    RegistryIfUpstreamGone(usize),
     /// Wait this long before the next round.
     Pause(Duration),
     /// Every round is spent: the download fails with the last source's error.
@@ -112,9 +117,11 @@ impl FillSchedule {
             if last_round || !self.has_upstream {
                 return Step::Pull(i);
             }
-            if self.round >= REGISTRY_ROUND {
-                return Step::RegistryUnlessUpstreamGetting(i);
-            }
+            return if self.round >= REGISTRY_ROUND {
+                Step::RegistryUnlessUpstreamGetting(i)
+            } else {
+                Step::RegistryIfUpstreamGone(i)
+            };
         }
     }
 }
@@ -124,6 +131,54 @@ impl FillSchedule {
 pub struct UpstreamState {
     pub running: bool,
     pub written: u64,
+}
+
+/// What one upstream peer said when asked whether it is getting the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAnswer {
+    /// It is downloading the blob or has it complete.
+    Getting,
+    /// It answered that it is not, or refused the connection (its fetcher is not running).
+    NotGetting,
+    /// No answer in time: it may be alive and loaded, or gone.
+    Silent,
+}
+
+/// What the upstream peers said, taken together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamAnswer {
+    /// At least one is getting the blob: the registry must wait.
+    Getting,
+    /// Every one answered that it is not, or refused: nobody upstream will bring the blob.
+    Gone,
+    /// None is getting it as far as anyone said, but some did not answer.
+    Unsure,
+    /// There was no upstream peer to ask.
+    NoneToAsk,
+}
+
+impl UpstreamAnswer {
+    /// The answers of all upstream peers, taken together.
+    pub fn of(answers: impl IntoIterator<Item = PeerAnswer>) -> Self {
+        let mut all = Self::NoneToAsk;
+        for answer in answers {
+            all = match (answer, all) {
+                (PeerAnswer::Getting, _) | (_, Self::Getting) => return Self::Getting,
+                (PeerAnswer::Silent, _) | (_, Self::Unsure) => Self::Unsure,
+                (PeerAnswer::NotGetting, _) => Self::Gone,
+            };
+        }
+        all
+    }
+
+    /// Whether `step`, a registry step, may go to the registry after this answer.
+    pub fn lets_registry(self, step: Step) -> bool {
+        match step {
+            Step::RegistryUnlessUpstreamGetting(_) => self != Self::Getting,
+            Step::RegistryIfUpstreamGone(_) => matches!(self, Self::Gone | Self::NoneToAsk),
+            _ => true,
+        }
+    }
 }
 
 /// Whether a child whose parent sent nothing for a stall timeout keeps waiting: yes when the
@@ -181,7 +236,14 @@ mod tests {
             .filter(|(_, s)| matches!(s, Step::Pull(3) | Step::RegistryUnlessUpstreamGetting(3)))
             .map(|(i, s)| (i, *s))
             .collect();
-        // Rounds 0 and 1 skip it; rounds 2 and 3 ask upstream first; round 4 pulls whatever.
+        let early: Vec<Step> = s
+            .iter()
+            .filter(|s| matches!(s, Step::RegistryIfUpstreamGone(3)))
+            .copied()
+            .collect();
+        // Rounds 0 and 1 go only if upstream is gone; rounds 2 and 3 unless upstream is
+        // getting it; round 4 pulls whatever.
+        assert_eq!(early.len(), REGISTRY_ROUND as usize);
         assert_eq!(registry.len(), (ROUNDS - REGISTRY_ROUND) as usize);
         assert!(matches!(registry.last().unwrap().1, Step::Pull(3)));
         assert!(registry[..registry.len() - 1]
@@ -200,6 +262,28 @@ mod tests {
             (1..ROUNDS).map(|r| ROUND_PAUSE * r).collect::<Vec<_>>()
         );
         assert_eq!(*s.last().unwrap(), Step::Exhausted);
+    }
+
+    #[test]
+    fn an_early_registry_step_needs_every_upstream_peer_gone() {
+        use PeerAnswer::*;
+        let early = Step::RegistryIfUpstreamGone(3);
+        let later = Step::RegistryUnlessUpstreamGetting(3);
+        let gone = UpstreamAnswer::of([NotGetting, NotGetting]);
+        assert_eq!(gone, UpstreamAnswer::Gone);
+        assert!(gone.lets_registry(early) && gone.lets_registry(later));
+        let unsure = UpstreamAnswer::of([NotGetting, Silent, NotGetting]);
+        assert_eq!(unsure, UpstreamAnswer::Unsure);
+        assert!(
+            !unsure.lets_registry(early),
+            "a slow parent gets its rounds"
+        );
+        assert!(unsure.lets_registry(later));
+        let getting = UpstreamAnswer::of([Silent, Getting, NotGetting]);
+        assert_eq!(getting, UpstreamAnswer::Getting);
+        assert!(!getting.lets_registry(early) && !getting.lets_registry(later));
+        assert_eq!(UpstreamAnswer::of([]), UpstreamAnswer::NoneToAsk);
+        assert!(UpstreamAnswer::of([]).lets_registry(early));
     }
 
     #[test]

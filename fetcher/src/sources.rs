@@ -218,6 +218,15 @@ pub struct PeerStream {
     pub attempt: Option<u64>,
 }
 
+/// Why a peer gave no status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoStatus {
+    /// Nothing listens there (or the name does not resolve): its fetcher is not running.
+    Refused,
+    /// No usable answer in time: it may be alive and loaded, or its host gone.
+    Silent,
+}
+
 /// How this node talks to other fetchers.
 pub trait PeerTransport: Send + Sync {
     /// `blob` from `offset` on; the peer downloads it itself unless `complete_only`.
@@ -230,15 +239,15 @@ pub trait PeerTransport: Send + Sync {
         complete_only: bool,
     ) -> BoxFuture<'a, Result<PeerStream, DownloadError>>;
 
-    /// The peer's status of `digest` (and whether `attempt` was discarded); None when it does
-    /// not answer within `timeout`.
+    /// The peer's status of `digest` (and whether `attempt` was discarded), or why there is
+    /// none: the peer refused the connection, or gave no usable answer within `timeout`.
     fn status<'a>(
         &'a self,
         peer: &'a Peer,
         digest: &'a Digest,
         attempt: Option<u64>,
         timeout: Duration,
-    ) -> BoxFuture<'a, Option<BlobStatus>>;
+    ) -> BoxFuture<'a, Result<BlobStatus, NoStatus>>;
 
     /// A small complete blob (a manifest or config) the peer has, unverified.
     fn small_blob<'a>(&'a self, peer: &'a Peer, digest: &'a Digest)

@@ -5,7 +5,9 @@ use crate::download::DownloadError;
 use crate::metrics::Metrics;
 use crate::node::{BlobRef, Node, PullConfig};
 use crate::peers::{Peer, PeerSet};
-use crate::sources::{ContentOrigin, OriginError, PeerStream, PeerTransport, StreamError};
+use crate::sources::{
+    ContentOrigin, NoStatus, OriginError, PeerStream, PeerTransport, StreamError,
+};
 use crate::store::Store;
 use bytes::Bytes;
 use classcache_core::artifact::{archive_index_entry, build_archive_index, ArchiveBlobs};
@@ -38,6 +40,8 @@ pub struct Behaviour {
     pub trailing: Vec<u8>,
     /// What the source answers as a peer's status (None: it does not answer).
     pub status: Option<BlobStatus>,
+    /// As a peer, it refuses connections (its fetcher is gone); overrides `status`.
+    pub refused: bool,
 }
 
 /// A `MemorySource` that records the offset of every blob stream asked of it.
@@ -166,13 +170,15 @@ impl PeerTransport for MemoryPeers {
         _digest: &'a Digest,
         _attempt: Option<u64>,
         _timeout: Duration,
-    ) -> BoxFuture<'a, Option<BlobStatus>> {
-        let status = self.peers[&peer.id]
-            .behaviour
-            .lock()
-            .unwrap()
-            .status
-            .clone();
+    ) -> BoxFuture<'a, Result<BlobStatus, NoStatus>> {
+        let status = {
+            let b = self.peers[&peer.id].behaviour.lock().unwrap();
+            match (b.refused, &b.status) {
+                (true, _) => Err(NoStatus::Refused),
+                (false, Some(s)) => Ok(s.clone()),
+                (false, None) => Err(NoStatus::Silent),
+            }
+        };
         Box::pin(async move { status })
     }
 

@@ -10,7 +10,9 @@
 
 use classcache_core::digest::Digest;
 use classcache_fetcher::ranking::{self, Member, Tree};
-use classcache_fetcher::schedule::{self, FillSchedule, Source, Step, UpstreamState};
+use classcache_fetcher::schedule::{
+    self, FillSchedule, PeerAnswer, Source, Step, UpstreamAnswer, UpstreamState,
+};
 use classcache_fetcher::serve::CHUNK;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -372,19 +374,24 @@ impl<'a> Sim<'a> {
                     return;
                 }
                 Step::Pull(i) => (i, false),
-                Step::RegistryUnlessUpstreamGetting(i) => (i, true),
+                Step::RegistryUnlessUpstreamGetting(i) | Step::RegistryIfUpstreamGone(i) => {
+                    (i, true)
+                }
             };
             let plan = self.plan(l);
             if gated {
-                let getting = plan.iter().any(|s| match s {
-                    Source::Upstream(r) => {
-                        let u = &self.nodes[self.at[l.stripe][*r]];
-                        u.alive && u.started && !u.lanes[l.stripe].failed
-                    }
-                    _ => false,
+                let answers = plan.iter().filter_map(|s| match s {
+                    Source::Upstream(r) => Some(self.answer(self.at[l.stripe][*r], l.stripe)),
+                    _ => None,
                 });
-                if getting {
-                    self.push(self.now + rtt, Ev::Step(l));
+                let answer = UpstreamAnswer::of(answers);
+                if !answer.lets_registry(step) {
+                    // A vanished peer keeps the asker until the status timeout.
+                    let wait = match answer {
+                        UpstreamAnswer::Unsure => schedule::STATUS_TIMEOUT.as_secs_f64(),
+                        _ => rtt,
+                    };
+                    self.push(self.now + wait, Ev::Step(l));
                     return;
                 }
             }
@@ -416,6 +423,17 @@ impl<'a> Sim<'a> {
                     return self.open(None, l, t);
                 }
             }
+        }
+    }
+
+    /// What peer `n` answers when asked whether it is getting `stripe`, as the fetcher's
+    /// status endpoint and client would.
+    fn answer(&self, n: usize, stripe: usize) -> PeerAnswer {
+        let u = &self.nodes[n];
+        match (u.alive, self.p.failure) {
+            (true, _) if u.started && !u.lanes[stripe].failed => PeerAnswer::Getting,
+            (true, _) | (false, Failure::Crash) => PeerAnswer::NotGetting,
+            (false, Failure::Vanish) => PeerAnswer::Silent,
         }
     }
 
