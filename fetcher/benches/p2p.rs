@@ -24,7 +24,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::netns::LinkRate;
-use support::{kill_plan, push_archive, Cluster, ClusterOptions, Fixture};
+use support::{push_archive, Cluster, ClusterOptions, Fixture};
 
 fn env_str(name: &str, default: &str) -> Vec<String> {
     std::env::var(name)
@@ -601,12 +601,15 @@ fn resilience(scenario: &str, aggregate_mbit: u64, fanout: usize) -> bool {
     let mut outcomes = Vec::new();
     for k in 0..runs {
         let seed = seed0.wrapping_add(k as u64);
-        let plan = kill_plan(
-            seed,
+        let plan: Vec<(Duration, usize)> = sim::random_kills(
+            &mut sim::Rng(seed),
             hosts,
             kills,
-            Duration::from_secs_f64(physical * 0.1)..Duration::from_secs_f64(physical * 0.8),
-        );
+            (physical * 0.1, physical * 0.8),
+        )
+        .into_iter()
+        .map(|(at, h)| (Duration::from_secs_f64(at), h))
+        .collect();
         if kills > 0 {
             println!("\n{scenario} run {}/{runs}, seed {seed} (P2P_SEED={seed} P2P_RUNS=1 replays its kills)", k + 1);
         } else {

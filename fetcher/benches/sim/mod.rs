@@ -675,13 +675,8 @@ impl<'a> Sim<'a> {
             let t = rng.unit() * p.start_spread + p.manifest_delay;
             self.push(t, Ev::Start { node: n, hops: 0 });
         }
-        let mut victims: Vec<usize> = (0..p.nodes).collect();
-        for k in 0..p.kills.min(p.nodes) {
-            let j = k + rng.below(p.nodes - k);
-            victims.swap(k, j);
-            let (a, b) = p.kill_window;
-            let t = (a + (b - a) * rng.unit()) * p.limit();
-            self.push(t, Ev::Kill(victims[k]));
+        for (t, n) in random_kills(rng, p.nodes, p.kills, p.kill_window) {
+            self.push(t * p.limit(), Ev::Kill(n));
         }
         for &(t, n) in &p.kill_plan {
             self.push(t, Ev::Kill(n));
@@ -728,6 +723,28 @@ impl<'a> Sim<'a> {
             survivors: survivors.len(),
         }
     }
+}
+
+/// `count` distinct nodes of `nodes`, each with a moment drawn uniformly from `window`, in time
+/// order: the random kills of a run, simulated or on the namespace hosts (`--bench p2p`). The
+/// same seed gives the same plan, so a run can be replayed.
+pub fn random_kills(
+    rng: &mut Rng,
+    nodes: usize,
+    count: usize,
+    window: (f64, f64),
+) -> Vec<(f64, usize)> {
+    let mut victims: Vec<usize> = (0..nodes).collect();
+    let mut plan: Vec<(f64, usize)> = (0..count.min(nodes))
+        .map(|k| {
+            // A partial Fisher-Yates shuffle: the first `count` slots are distinct nodes.
+            let pick = k + rng.below(nodes - k);
+            victims.swap(k, pick);
+            (window.0 + (window.1 - window.0) * rng.unit(), victims[k])
+        })
+        .collect();
+    plan.sort_by(|a, b| a.0.total_cmp(&b.0));
+    plan
 }
 
 pub fn simulate(p: &Params) -> Outcome {

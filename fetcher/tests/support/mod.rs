@@ -460,40 +460,6 @@ pub fn ranked_hosts(digest: &str, hosts: usize) -> Vec<usize> {
         .collect()
 }
 
-/// `count` distinct hosts of `hosts`, each to be killed at a moment drawn uniformly from
-/// `window` (time since the requests), in time order. The same seed gives the same plan, so a
-/// run that failed can be replayed.
-pub fn kill_plan(
-    seed: u64,
-    hosts: usize,
-    count: usize,
-    window: std::ops::Range<Duration>,
-) -> Vec<(Duration, usize)> {
-    assert!(count <= hosts, "{count} kills among {hosts} hosts");
-    // Runs use consecutive seeds, which xorshift alone would map to the same stream (it sets
-    // the low bit); splitmix64's finalizer spreads them first.
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    let mut rng = classcache_core::testing::XorShift::new(z ^ (z >> 31));
-    let mut victims: Vec<usize> = (0..hosts).collect();
-    let span = window.end.saturating_sub(window.start).as_secs_f64();
-    let mut plan: Vec<(Duration, usize)> = (0..count)
-        .map(|k| {
-            // A partial Fisher-Yates shuffle: the first `count` slots are distinct hosts.
-            let pick = k + (rng.next_u64() % (hosts - k) as u64) as usize;
-            victims.swap(k, pick);
-            let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            (
-                window.start + Duration::from_secs_f64(span * unit),
-                victims[k],
-            )
-        })
-        .collect();
-    plan.sort();
-    plan
-}
-
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
