@@ -6,6 +6,19 @@ use crate::platform::Platform;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The `Range` header of a GET for bytes `range` of a `size`-byte blob, or `None` for the
+/// whole blob (the fetcher's peers answer the same syntax as registries).
+pub fn range_request(range: std::ops::Range<u64>, size: u64) -> Option<String> {
+    match (range.start, range.end) {
+        (0, end) if end >= size => None,
+        (start, end) if end >= size => Some(format!("bytes={start}-")),
+        (start, end) => Some(format!(
+            "bytes={start}-{}",
+            end.saturating_sub(1).max(start)
+        )),
+    }
+}
+
 /// Annotation naming a tag in an OCI image layout's `index.json`.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation with the RFC 3339 creation time of an artifact.

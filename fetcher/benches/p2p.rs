@@ -7,7 +7,8 @@
 //! so the lab's total traffic, which 2 cores must carry, is the same at 16 and 64 hosts; at 768
 //! the 64-host lab is CPU-bound: the root alone took 1.15x its limit and each hop 0.3 s),
 //! `P2P_SIZES_MB` (default `64,256`),
-//! `P2P_HOSTS` (default `16,64`), `P2P_FANOUT` (default 1), `P2P_BUDGET_S` (default 300; 900 runs 64 hosts x 256 MB too:
+//! `P2P_HOSTS` (default `16,64`), `P2P_STRIPES` (the fetcher's `--stripes`, default its own),
+//! `P2P_FANOUT` (default 1, for one stripe), `P2P_BUDGET_S` (default 300; 900 runs 64 hosts x 256 MB too:
 //! `plain` scenarios whose physical limit alone would overrun it are skipped, and said so),
 //! `P2P_SHOW_LOGS` (set: print the nodes' log tails when they warn or a run fails).
 //! `kills` and `zone` use the largest `P2P_HOSTS` and the first `P2P_SIZES_MB`, `P2P_RUNS` times
@@ -341,12 +342,12 @@ fn simulated(r: &Run, fixture: &Fixture, opts: &ClusterOptions) -> f64 {
         shaped_zone: zone_b.map(|link| (1, link)),
         registry_zone: Some(0),
         fanout: opts.fanout,
-        stripes: 1,
+        stripes: opts.stripes,
         zone_aware: true,
         stall: humantime::parse_duration(opts.stall_timeout)
             .unwrap()
             .as_secs_f64(),
-        upload_cap: 4,
+        upload_cap: classcache_core::fetcher::stripes::DEFAULT_UPLOAD_CAP,
         max_hops: 32,
         kills: 0,
         kill_window: (0.0, 0.0),
@@ -425,6 +426,15 @@ fn print_figures(r: &Run, size: f64, physical: f64) {
 }
 
 /// Today's benchmark: every size at every host count, then the registry-only check.
+/// A lab of `hosts` fetchers with the bench's `--stripes` (`P2P_STRIPES`).
+fn lab(hosts: usize) -> ClusterOptions {
+    let default = classcache_core::fetcher::stripes::DEFAULT_STRIPES.to_string();
+    ClusterOptions {
+        stripes: env_list("P2P_STRIPES", &default)[0] as usize,
+        ..ClusterOptions::new(hosts)
+    }
+}
+
 fn plain(aggregate_mbit: u64, fanout: usize, started: Instant) {
     let sizes = env_list("P2P_SIZES_MB", "64,256");
     let host_counts = env_list("P2P_HOSTS", "16,64");
@@ -447,7 +457,7 @@ fn plain(aggregate_mbit: u64, fanout: usize, started: Instant) {
                 registry_egress: Some(rate.bytes_per_sec),
                 fanout,
                 stall_timeout: "5s",
-                ..ClusterOptions::new(hosts)
+                ..lab(hosts)
             };
             let (r, cluster) = run(&fixture, &opts, &[], None);
             println!(
@@ -481,14 +491,14 @@ fn plain(aggregate_mbit: u64, fanout: usize, started: Instant) {
             rate: Some(rate),
             registry_egress: Some(rate.bytes_per_sec),
             peers: false,
-            ..ClusterOptions::new(hosts)
+            ..lab(hosts)
         };
         let (base, _) = run(&fixture, &opts, &[], None);
         let p2p = ClusterOptions {
             rate: Some(rate),
             registry_egress: Some(rate.bytes_per_sec),
             fanout,
-            ..ClusterOptions::new(hosts)
+            ..lab(hosts)
         };
         let (tree, _) = run(&fixture, &p2p, &[], None);
         println!("\nregistry-only check, {hosts} hosts x {mb} MB, links {}: every node from the registry {:.2} s (bound {bound:.2} s, {} blob GETs); peer to peer {:.2} s -> ratio {:.3}", rate.describe(), base.last_s, base.registry_gets, tree.last_s, tree.last_s / base.last_s);
@@ -565,7 +575,7 @@ fn resilience(scenario: &str, aggregate_mbit: u64, fanout: usize) -> bool {
         registry_egress: Some(rate.bytes_per_sec),
         fanout,
         stall_timeout: "5s",
-        ..ClusterOptions::new(hosts)
+        ..lab(hosts)
     };
     let kills = if scenario == "kills" { 3 } else { 0 };
     if scenario == "zone" {

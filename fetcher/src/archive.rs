@@ -446,7 +446,7 @@ impl ContentSource for NodeContent<'_> {
     async fn stream_blob(
         &self,
         descriptor: &Descriptor,
-        _offset: u64,
+        _range: std::ops::Range<u64>,
     ) -> Result<BlobStream<ArchiveError>, ArchiveError> {
         Err(ArchiveError::NoStreaming(
             self.name(&ContentRef::Digest(descriptor.digest.clone())),

@@ -12,6 +12,7 @@ use crate::schedule::{
 use crate::sources::{ByteStream, NoStatus, OriginError, StreamError};
 use crate::store::{Partial, StoreError};
 use classcache_core::digest::Digest;
+use classcache_core::fetcher::stripes::Stripes;
 use classcache_core::media_types::ARCHIVE_LAYER;
 use classcache_core::oci::Descriptor;
 use futures_util::StreamExt;
@@ -95,11 +96,43 @@ impl From<DownloadError> for PullStep {
 /// Where one pull gets its bytes: a peer, any complete peer, or the registry.
 pub(crate) type Source = schedule::Source<Peer>;
 
+/// One stripe of a download: its bytes in the blob and how many of them are written.
+#[derive(Debug, Clone)]
+pub(crate) struct Lane {
+    pub stripe: usize,
+    pub layout: Stripes,
+    pub have: u64,
+}
+
+impl Lane {
+    fn new(layout: Stripes, stripe: usize) -> Self {
+        Self {
+            stripe,
+            layout,
+            have: 0,
+        }
+    }
+
+    /// The next byte to write, in the blob.
+    fn at(&self) -> u64 {
+        self.layout.range(self.stripe).start + self.have
+    }
+
+    /// The rest of the stripe, to ask a source for.
+    fn rest(&self) -> std::ops::Range<u64> {
+        self.at()..self.layout.range(self.stripe).end
+    }
+
+    fn done(&self) -> bool {
+        self.have >= self.layout.len(self.stripe)
+    }
+}
+
 impl Node {
-    /// The sources for a digest, best first (see [`schedule::plan`]): earlier peers in the
-    /// distribution order (parent first), then any peer with the complete blob, then the
-    /// registry.
-    pub(crate) fn plan(&self, digest: &Digest) -> Vec<Source> {
+    /// The sources for stripe `stripe` of `layout`, best first (see [`schedule::plan`]):
+    /// earlier peers in the stripe's distribution order (parent first), then any peer with
+    /// the stripe complete, then the registry.
+    pub(crate) fn plan(&self, digest: &Digest, layout: &Stripes, stripe: usize) -> Vec<Source> {
         let peers = self.peers.snapshot();
         let me = self.self_id();
         let my_zone = peers
@@ -116,17 +149,23 @@ impl Node {
                 id: me,
                 zone: my_zone,
             }));
-        let dist =
-            ranking::distribution(digest, members, self.config.fanout, self.config.zone_aware);
-        let at = dist
-            .order
+        let count = layout.count();
+        let fanout = if count > 1 { count } else { self.config.fanout };
+        let dist = ranking::distribution(digest, members, fanout, self.config.zone_aware);
+        // Positions of `dist.order`, in the order this stripe flows in.
+        let order: Vec<usize> = if count > 1 {
+            dist.stripe_order(stripe, count)
+        } else {
+            (0..dist.order.len()).collect()
+        };
+        let at = order
             .iter()
-            .position(|id| *id == me)
+            .position(|&p| dist.order[p] == me)
             .expect("self is ranked");
         // One lookup table, not a scan of the peer list per position (plans grow with the fleet).
         let by_id: std::collections::HashMap<&str, &Peer> =
             peers.iter().map(|p| (p.id.as_str(), p)).collect();
-        let peer_at = |r: usize| by_id.get(dist.order[r]).copied();
+        let peer_at = |r: usize| by_id.get(dist.order[order[r]]).copied();
         schedule::plan(dist.tree.upstream(at), |r| {
             peer_at(r).is_some_and(|p| !self.is_suspect(digest, &p.id))
         })
@@ -139,24 +178,49 @@ impl Node {
         .collect()
     }
 
-    /// Fills the partial from the planned sources, in order, for a few rounds.
+    /// Fills the partial, every stripe at once, each from its own planned sources; returns the
+    /// peers that sent bytes (they are to blame for a digest mismatch).
     pub(crate) async fn fill(
         self: &Arc<Self>,
         blob: &BlobRef,
-        partial: &mut Partial,
+        partial: &Partial,
         transfer: &Transfer,
         hops: u32,
-        contributors: &mut Vec<String>,
-        last: &mut DownloadError,
-    ) -> Result<(), PullStep> {
-        let sources = self.plan(&blob.digest);
+    ) -> Result<Vec<String>, PullStep> {
+        // The layout readers of this transfer follow, fixed when it began.
+        let layout = transfer.progress.borrow().layout;
+        let lanes = (0..layout.count())
+            .map(|j| self.fill_stripe(blob, Lane::new(layout, j), partial, transfer, hops));
+        let mut contributors: Vec<String> = Vec::new();
+        for ids in futures_util::future::try_join_all(lanes).await? {
+            for id in ids {
+                if !contributors.contains(&id) {
+                    contributors.push(id);
+                }
+            }
+        }
+        Ok(contributors)
+    }
+
+    /// Fills one stripe from its planned sources, in order, for a few rounds.
+    async fn fill_stripe(
+        self: &Arc<Self>,
+        blob: &BlobRef,
+        mut lane: Lane,
+        partial: &Partial,
+        transfer: &Transfer,
+        hops: u32,
+    ) -> Result<Vec<String>, PullStep> {
+        let sources = self.plan(&blob.digest, &lane.layout, lane.stripe);
         let mut schedule = FillSchedule::new(&sources);
+        let mut contributors = Vec::new();
+        let mut last = DownloadError::NothingTried;
         loop {
-            if partial.written() >= blob.size {
-                return Ok(());
+            if lane.done() {
+                return Ok(contributors);
             }
             let source = match schedule.next_step() {
-                Step::Exhausted => break,
+                Step::Exhausted => return Err(PullStep::Source(last)),
                 Step::Pause(d) => {
                     tokio::time::sleep(d).await;
                     continue;
@@ -166,102 +230,100 @@ impl Node {
                 | Step::RegistryIfUpstreamGone(i)) => {
                     let answer = self.upstream_answer(&sources, &blob.digest).await;
                     if !answer.lets_registry(step) {
-                        tracing::info!(digest = %blob.digest, round = schedule.round(), ?answer, "earlier-ranked peers may still bring it; retrying the peers, not the registry");
+                        tracing::info!(digest = %blob.digest, stripe = lane.stripe, round = schedule.round(), ?answer, "earlier-ranked peers may still bring it; retrying the peers, not the registry");
                         continue;
                     }
                     &sources[i]
                 }
             };
+            let before = lane.have;
             let result = self
-                .pull_from(source, blob, partial, transfer, hops, contributors)
+                .pull_from(source, blob, &mut lane, partial, transfer, hops)
                 .await;
-            match result {
+            if let Some(id) = &result.1 {
+                if lane.have > before && !contributors.contains(id) {
+                    contributors.push(id.clone());
+                }
+            }
+            match result.0 {
                 Ok(()) => {}
                 Err(PullStep::Source(e)) => {
                     match source {
                         Source::Upstream(p) => {
                             self.metrics.peer_failure(e.peer_failure());
-                            tracing::warn!(digest = %blob.digest, peer = %p.id, offset = partial.written(), error = %e, "peer transfer failed; trying the next source");
+                            tracing::warn!(digest = %blob.digest, peer = %p.id, stripe = lane.stripe, offset = lane.at(), error = %e, "peer transfer failed; trying the next source");
                         }
                         // The normal case for the root: nobody has it yet.
                         Source::AnyComplete => {
-                            tracing::debug!(digest = %blob.digest, error = %e, "no peer has the complete blob")
+                            tracing::debug!(digest = %blob.digest, stripe = lane.stripe, error = %e, "no peer has the complete stripe")
                         }
                         Source::Registry => {
-                            tracing::warn!(digest = %blob.digest, offset = partial.written(), error = %e, "registry transfer failed")
+                            tracing::warn!(digest = %blob.digest, stripe = lane.stripe, offset = lane.at(), error = %e, "registry transfer failed")
                         }
                     }
-                    *last = e;
+                    last = e;
                 }
                 Err(other) => return Err(other),
             }
         }
-        if partial.written() >= blob.size {
-            Ok(())
-        } else {
-            Err(PullStep::Source(std::mem::replace(
-                last,
-                DownloadError::NothingTried,
-            )))
-        }
     }
 
-    /// Appends what `source` sends from the partial's current length on, noting in
-    /// `contributors` the peers that sent bytes (they are to blame for a digest mismatch).
+    /// Writes what `source` sends of the lane's rest; also names the peer that was asked.
     async fn pull_from(
         self: &Arc<Self>,
         source: &Source,
         blob: &BlobRef,
-        partial: &mut Partial,
+        lane: &mut Lane,
+        partial: &Partial,
         transfer: &Transfer,
         hops: u32,
-        contributors: &mut Vec<String>,
-    ) -> Result<(), PullStep> {
-        let offset = partial.written();
-        let (peer, stream, attempt) = match source {
-            Source::Upstream(peer) => {
-                let s = self.transport.blob(peer, blob, offset, hops, false).await?;
-                (Some(peer.clone()), s.stream, s.attempt)
-            }
-            Source::AnyComplete => {
-                let Some(peer) = self.find_complete(&blob.digest).await else {
-                    return Err(DownloadError::NoCompletePeer.into());
-                };
-                let s = self.transport.blob(&peer, blob, offset, hops, true).await?;
-                (Some(peer), s.stream, s.attempt)
-            }
+    ) -> (Result<(), PullStep>, Option<String>) {
+        let had = lane.have;
+        let opened = match source {
+            Source::Upstream(peer) => self
+                .transport
+                .blob(peer, blob, lane.rest(), hops, false)
+                .await
+                .map(|s| (Some(peer.clone()), s.stream, s.attempt)),
+            Source::AnyComplete => match self.find_complete(&blob.digest, lane).await {
+                None => Err(DownloadError::NoCompletePeer),
+                Some(peer) => self
+                    .transport
+                    .blob(&peer, blob, lane.rest(), hops, true)
+                    .await
+                    .map(|s| (Some(peer), s.stream, s.attempt)),
+            },
             Source::Registry => {
                 let descriptor = Descriptor::new(ARCHIVE_LAYER, blob.digest.clone(), blob.size);
-                let stream = self
-                    .origin
-                    .blob_from(&blob.repo, &descriptor, offset)
+                tracing::info!(digest = %blob.digest, stripe = lane.stripe, offset = lane.at(), "pulling from the registry");
+                self.origin
+                    .blob_range(&blob.repo, &descriptor, lane.rest())
                     .await
+                    .map(|stream| (None, stream, None))
                     .map_err(|e| {
                         self.metrics.error(ErrorKind::Registry);
                         DownloadError::from(e)
-                    })?;
-                tracing::info!(digest = %blob.digest, offset, "pulling from the registry");
-                (None, stream, None)
+                    })
             }
         };
+        let (peer, stream, attempt) = match opened {
+            Ok(opened) => opened,
+            Err(e) => return (Err(e.into()), None),
+        };
+        let id = peer.as_ref().map(|p| p.id.clone());
         let result = self
-            .copy(stream, peer.as_ref(), blob, partial, transfer)
+            .copy(stream, peer.as_ref(), lane, partial, transfer)
             .await;
-        if let Some(peer) = &peer {
-            if partial.written() > offset && !contributors.contains(&peer.id) {
-                contributors.push(peer.id.clone());
-            }
-        }
         if let (Err(_), Some(peer), Some(attempt)) = (&result, &peer, attempt) {
             let status = self
                 .transport
                 .status(peer, &blob.digest, Some(attempt), STATUS_TIMEOUT)
                 .await;
-            if partial.written() > 0 && status.is_ok_and(|s| s.discarded) {
-                return Err(PullStep::UpstreamRestarted);
+            if (had > 0 || lane.have > 0) && status.is_ok_and(|s| s.discarded) {
+                return (Err(PullStep::UpstreamRestarted), id);
             }
         }
-        result
+        (result, id)
     }
 
     /// What the upstream sources say about the blob, asked all at once; the first that is
@@ -294,8 +356,8 @@ impl Node {
         UpstreamAnswer::of(answers)
     }
 
-    /// A peer that has the complete blob, asking all of them at once.
-    async fn find_complete(&self, digest: &Digest) -> Option<Peer> {
+    /// A peer that has all of the lane's stripe (or the whole blob), asking all of them at once.
+    async fn find_complete(&self, digest: &Digest, lane: &Lane) -> Option<Peer> {
         self.first_peer_answer(
             |p| self.is_suspect(digest, &p.id),
             |peer| async move {
@@ -304,81 +366,86 @@ impl Node {
                     .status(&peer, digest, None, COMPLETE_TIMEOUT)
                     .await
                     .ok()?;
-                status.complete.then_some(peer)
+                status.has_stripe(&lane.layout, lane.stripe).then_some(peer)
             },
         )
         .await
     }
 
-    /// Copies a source's bytes into the partial, publishing progress to readers, until the
-    /// blob is complete, the source ends, or it stalls.
+    /// Copies a source's bytes into the lane's stripe of the partial, publishing progress to
+    /// readers, until the stripe is complete, the source ends, or it stalls.
     async fn copy(
         &self,
         mut stream: ByteStream,
         peer: Option<&Peer>,
-        blob: &BlobRef,
-        partial: &mut Partial,
+        lane: &mut Lane,
+        partial: &Partial,
         transfer: &Transfer,
     ) -> Result<(), PullStep> {
         let counter = match peer {
             Some(_) => &self.metrics.bytes_from_peers,
             None => &self.metrics.bytes_from_registry,
         };
-        while partial.written() < blob.size {
+        while !lane.done() {
             let next = tokio::time::timeout(self.config.stall_timeout, stream.next()).await;
             let chunk = match next {
                 Ok(Some(Ok(chunk))) => chunk,
                 Ok(Some(Err(source))) => {
                     return Err(DownloadError::Stream {
-                        at: partial.written(),
+                        at: lane.at(),
                         source,
                     }
                     .into())
                 }
                 Ok(None) => {
                     return Err(DownloadError::Ended {
-                        at: partial.written(),
-                        size: blob.size,
+                        at: lane.at(),
+                        size: lane.layout.range(lane.stripe).end,
                     }
                     .into())
                 }
                 Err(_) => {
                     if let Some(peer) = peer {
-                        if self.waiting_upstream(peer, blob, partial.written()).await {
+                        if self.waiting_upstream(peer, &transfer.digest, lane).await {
                             continue;
                         }
                     }
                     return Err(DownloadError::Stalled(self.config.stall_timeout).into());
                 }
             };
-            // A source never gets to write past the blob's size.
-            let room = (blob.size - partial.written()) as usize;
+            // A source never gets to write past its stripe.
+            let room = (lane.layout.len(lane.stripe) - lane.have) as usize;
             let chunk = if chunk.len() > room {
                 chunk.slice(..room)
             } else {
                 chunk
             };
-            counter.fetch_add(chunk.len() as u64, Relaxed);
-            partial.append_async(chunk).await?;
-            let written = partial.written();
-            transfer.progress.send_modify(|p| p.written = written);
+            let len = chunk.len() as u64;
+            counter.fetch_add(len, Relaxed);
+            partial.write_at_async(lane.at(), chunk).await?;
+            lane.have += len;
+            let (stripe, have) = (lane.stripe, lane.have);
+            transfer.progress.send_modify(|p| p.written[stripe] = have);
         }
         Ok(())
     }
 
-    /// True when a silent parent is alive and itself waiting for bytes from upstream: then its
-    /// own stall handling re-parents it, and its children keep waiting instead of stampeding.
-    async fn waiting_upstream(&self, peer: &Peer, blob: &BlobRef, have: u64) -> bool {
+    /// True when a silent parent is alive and itself waiting for bytes of the lane's stripe
+    /// from upstream: then its own stall handling re-parents it, and its children keep waiting
+    /// instead of stampeding.
+    async fn waiting_upstream(&self, peer: &Peer, digest: &Digest, lane: &Lane) -> bool {
         let status = self
             .transport
-            .status(peer, &blob.digest, None, STATUS_TIMEOUT)
+            .status(peer, digest, None, STATUS_TIMEOUT)
             .await;
         schedule::keeps_waiting(
-            status.ok().map(|s| UpstreamState {
-                running: s.running,
-                written: s.written,
+            status.ok().and_then(|s| {
+                Some(UpstreamState {
+                    running: s.running,
+                    written: s.stripe_written(&lane.layout, lane.stripe)?,
+                })
             }),
-            have,
+            lane.have,
         )
     }
 }
@@ -419,7 +486,11 @@ mod tests {
             registry.clone(),
             vec![(testing::peer("parent"), parent.clone())],
         );
-        assert!(matches!(node.plan(&blob.digest)[0], Source::Upstream(ref p) if p.id == "parent"));
+        let layout = node.stripes_of(blob.size);
+        assert_eq!(layout.count(), 1, "a small blob is one stripe");
+        assert!(
+            matches!(node.plan(&blob.digest, &layout, 0)[0], Source::Upstream(ref p) if p.id == "parent")
+        );
         let path = node.fetch_blob(&blob).await.unwrap();
         assert_eq!(Digest::of(&std::fs::read(path).unwrap()), blob.digest);
         assert_eq!(parent.offsets.lock().unwrap()[0], 0);
@@ -448,7 +519,7 @@ mod tests {
             TestSource::new(source),
             vec![(testing::peer("parent"), parent.clone())],
         );
-        let sources = node.plan(&digest);
+        let sources = node.plan(&digest, &Stripes::new(1, 1, 2), 0);
         let answer = || node.upstream_answer(&sources, &digest);
         let early = Step::RegistryIfUpstreamGone(sources.len() - 1);
         // Its fetcher is gone: nothing listens. The registry at once, no rounds sat out.
@@ -470,6 +541,136 @@ mod tests {
         // Alive and idle (restarted, say): nobody upstream brings it.
         parent.behaviour.lock().unwrap().status = Some(BlobStatus::default());
         assert_eq!(answer().await, UpstreamAnswer::Gone);
+    }
+
+    /// A node `me` with peers `a` to `h` over an archive big enough for 8 stripes: the node, the
+    /// layer, the registry and the peers by id.
+    fn striped_node(
+        dir: &std::path::Path,
+        behaviour: impl Fn(&str) -> Behaviour,
+    ) -> (Arc<Node>, BlobRef, TestSource, Vec<(String, TestSource)>) {
+        let mut source = MemorySource::new(testing::REPO);
+        let data = classcache_core::testing::noise(
+            8 * classcache_core::fetcher::stripes::MIN_STRIPE as usize + 4321,
+            9,
+        );
+        let blobs = source.put_archive(testing::config_for("linux/amd64"), &data, None);
+        let blob = testing::layer_ref(&blobs);
+        let registry = TestSource::new(source.clone());
+        let peers: Vec<(String, TestSource)> = ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .map(|id| {
+                (
+                    id.to_string(),
+                    TestSource::new(source.clone()).with(behaviour(id)),
+                )
+            })
+            .collect();
+        let node = testing::node(
+            dir,
+            "me",
+            registry.clone(),
+            peers
+                .iter()
+                .map(|(id, s)| (testing::peer(id), s.clone()))
+                .collect(),
+        );
+        (node, blob, registry, peers)
+    }
+
+    /// For each stripe, who sends it first: `Some(peer)` or `None` for the registry.
+    fn first_sources(node: &Node, blob: &BlobRef) -> Vec<Option<String>> {
+        let layout = node.stripes_of(blob.size);
+        (0..layout.count())
+            .map(|j| match &node.plan(&blob.digest, &layout, j)[0] {
+                Source::Upstream(p) => Some(p.id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sorted(mut v: Vec<u64>) -> Vec<u64> {
+        v.sort_unstable();
+        v
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_stripe_comes_from_its_own_parent_or_the_registry_and_only_that_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node, blob, registry, peers) = striped_node(dir.path(), |_| Behaviour::default());
+        let layout = node.stripes_of(blob.size);
+        assert_eq!(layout.count(), 8);
+        let firsts = first_sources(&node, &blob);
+        let parents: std::collections::HashSet<_> = firsts.iter().flatten().collect();
+        assert!(
+            parents.len() >= 2,
+            "the stripes spread over parents: {firsts:?}"
+        );
+        assert_eq!(
+            firsts.iter().filter(|f| f.is_none()).count(),
+            usize::from(firsts.iter().flatten().count() < 8),
+            "this node roots at most one stripe: {firsts:?}"
+        );
+        let path = node.fetch_blob(&blob).await.unwrap();
+        assert_eq!(Digest::of(&std::fs::read(path).unwrap()), blob.digest);
+        let starts_from = |who: Option<&str>| {
+            sorted(
+                (0..layout.count())
+                    .filter(|&j| firsts[j].as_deref() == who)
+                    .map(|j| layout.range(j).start)
+                    .collect(),
+            )
+        };
+        assert_eq!(
+            sorted(registry.offsets.lock().unwrap().clone()),
+            starts_from(None)
+        );
+        for (id, peer) in &peers {
+            assert_eq!(
+                sorted(peer.offsets.lock().unwrap().clone()),
+                starts_from(Some(id)),
+                "peer {id} was asked for its stripes only"
+            );
+        }
+        // Every byte came once: no source sent past the stripe it was asked for.
+        let got = node.metrics.bytes_from_peers.load(Relaxed)
+            + node.metrics.bytes_from_registry.load(Relaxed);
+        assert_eq!(got, blob.size);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stripe_whose_parent_breaks_resumes_at_its_own_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        // Find a stripe with a peer parent, then break that peer inside it.
+        let probe = tempfile::tempdir().unwrap();
+        let (node, blob, ..) = striped_node(probe.path(), |_| Behaviour::default());
+        let layout = node.stripes_of(blob.size);
+        let firsts = first_sources(&node, &blob);
+        let k = firsts
+            .iter()
+            .position(Option::is_some)
+            .expect("a stripe has a parent");
+        let parent = firsts[k].clone().unwrap();
+        let broken_at = layout.range(k).start + 100_000;
+        let (node, blob, registry, peers) = striped_node(dir.path(), |id| Behaviour {
+            fail_at: (id == parent).then_some(broken_at),
+            ..Default::default()
+        });
+        let path = node.fetch_blob(&blob).await.unwrap();
+        assert_eq!(Digest::of(&std::fs::read(path).unwrap()), blob.digest);
+        let resumed_by: Vec<&str> = std::iter::once(("registry", &registry))
+            .chain(peers.iter().map(|(id, s)| (id.as_str(), s)))
+            .filter(|(id, s)| *id != parent && s.offsets.lock().unwrap().contains(&broken_at))
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(
+            resumed_by.len(),
+            1,
+            "another source resumed the broken stripe at the byte it broke at: {resumed_by:?}"
+        );
+        let got = node.metrics.bytes_from_peers.load(Relaxed)
+            + node.metrics.bytes_from_registry.load(Relaxed);
+        assert_eq!(got, blob.size, "nothing was fetched twice");
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl Cursor {
             if !stale {
                 let p = rx.borrow_and_update().clone();
                 self.check(&p)?;
-                if matches!(p.state, State::Done) || p.written > self.pos {
+                if matches!(p.state, State::Done) || p.readable_to(self.pos) > self.pos {
                     return Ok(());
                 }
             }
@@ -151,7 +151,7 @@ impl Cursor {
                 }
                 match p.state {
                     State::Done => self.end,
-                    _ => p.written.min(self.end),
+                    _ => p.readable_to(self.pos).min(self.end),
                 }
             }
         };
@@ -190,6 +190,7 @@ impl io::Read for BlockingReader {
 mod tests {
     use super::*;
     use crate::metrics::Metrics;
+    use classcache_core::fetcher::stripes::Stripes;
     use std::time::Duration;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,10 +206,9 @@ mod tests {
         let partial = dir.path().join("partial");
         std::fs::write(&partial, b"0123456789").unwrap();
         let (tx, rx) = watch::channel(Progress {
-            attempt: 1,
             partial: Some(partial),
-            written: 4,
-            state: State::Running,
+            written: vec![4],
+            ..Progress::new(1, Stripes::new(10, 1, 1))
         });
         let digest = Digest::of(b"0123456789");
         let mut cursor = Cursor::over_transfer(&store, &digest, rx, 0, 10);
@@ -221,13 +221,13 @@ mod tests {
             "only what was written"
         );
         assert_eq!(&buf[..4], b"0123");
-        tx.send_modify(|p| p.written = 6);
+        tx.send_modify(|p| p.written = vec![6]);
         cursor.wait_readable().await.unwrap();
         assert_eq!(cursor.read_blocking(&mut buf).unwrap(), 2);
         // The download restarts after a digest mismatch: the bytes sent were wrong.
         tx.send_modify(|p| {
             p.attempt = 2;
-            p.written = 10;
+            p.written = vec![10];
         });
         let e = cursor.wait_readable().await.unwrap_err();
         assert!(e.to_string().contains("digest mismatch"), "{e}");

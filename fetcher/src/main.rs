@@ -129,8 +129,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ContentOrigin::new(move |repo: &_| registry.source(repo)),
     ));
     let transport = Arc::new(HttpPeers::new(&args.node_id));
+    if args.upload_cap < args.stripes + 2 {
+        tracing::warn!(upload_cap = args.upload_cap, stripes = args.stripes, "--upload-cap is below --stripes + 2: some children will be turned away and fetch from further up; raise --upload-cap or lower --stripes");
+    }
     let config = PullConfig {
         fanout: args.fanout.max(1),
+        stripes: args.stripes,
         zone_aware: args.zone_aware,
         stall_timeout: args.stall_timeout,
         max_hops: 32,

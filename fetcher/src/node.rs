@@ -9,6 +9,7 @@ use crate::sources::{Origin, PeerTransport};
 use crate::store::{Store, StoreError};
 use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::BlobStatus;
+use classcache_core::fetcher::stripes::Stripes;
 use classcache_core::reference::RegistryRef;
 use futures_util::FutureExt;
 use std::collections::{HashMap, HashSet};
@@ -31,8 +32,11 @@ const ABANDON_CHECK: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct PullConfig {
-    /// Children per node in the distribution tree (1 = a chain).
+    /// Children per node in the distribution tree (1 = a chain) of an unstriped blob.
     pub fanout: usize,
+    /// Stripes a blob is cut into, each down its own tree of fanout `stripes` (1: one stream
+    /// down one tree of fanout `fanout`).
+    pub stripes: usize,
     /// Order the nodes zone by zone, so the bytes cross into each zone once.
     pub zone_aware: bool,
     /// No byte for this long from a source: ask whether it is alive, else move on.
@@ -67,8 +71,38 @@ pub struct Progress {
     /// a digest mismatch, and readers of an older attempt must abort: their bytes were wrong.
     pub attempt: u64,
     pub partial: Option<PathBuf>,
-    pub written: u64,
+    pub layout: Stripes,
+    /// The bytes of each stripe written, from its start.
+    pub written: Vec<u64>,
     pub state: State,
+}
+
+impl Progress {
+    /// A transfer not started yet: nothing written.
+    pub fn new(attempt: u64, layout: Stripes) -> Self {
+        Self {
+            attempt,
+            partial: None,
+            layout,
+            written: vec![0; layout.count()],
+            state: State::Running,
+        }
+    }
+
+    /// Where the bytes a reader at `pos` may read now end.
+    pub fn readable_to(&self, pos: u64) -> u64 {
+        self.layout.readable_to(&self.written, pos)
+    }
+
+    /// Whether bytes `start..end` are all written (a peer may have them without waiting).
+    pub fn has(&self, start: u64, end: u64) -> bool {
+        self.readable_to(start) >= end
+    }
+
+    /// The bytes written in all.
+    pub fn total_written(&self) -> u64 {
+        self.written.iter().sum()
+    }
 }
 
 pub struct Transfer {
@@ -199,6 +233,15 @@ impl Node {
         })
     }
 
+    /// How this node cuts a blob of `size` bytes into stripes (every node the same way, from the
+    /// same peer list).
+    pub fn stripes_of(&self, size: u64) -> Stripes {
+        let peers = self.peers.snapshot();
+        let me = self.self_id();
+        let nodes = peers.len() + usize::from(!peers.iter().any(|p| p.id == me));
+        Stripes::new(size, self.config.stripes, nodes)
+    }
+
     pub fn self_id(&self) -> &str {
         self.peers.self_id()
     }
@@ -219,6 +262,7 @@ impl Node {
                 written: size,
                 attempt: self.completed_by.locked().get(digest).copied(),
                 discarded: false,
+                stripes: Vec::new(),
             };
         }
         let transfer = self.transfers.locked().get(digest).cloned();
@@ -230,9 +274,13 @@ impl Node {
                     // A download still waiting for a slot is not running: its children
                     // must not wait on it.
                     running: matches!(p.state, State::Running) && p.partial.is_some(),
-                    written: p.written,
+                    written: p.total_written(),
                     attempt: Some(p.attempt),
                     discarded: false,
+                    stripes: match p.layout.count() {
+                        1 => Vec::new(),
+                        _ => p.written.clone(),
+                    },
                 }
             }
             None => BlobStatus::default(),
@@ -269,12 +317,10 @@ impl Node {
         if !start {
             return None;
         }
-        let (progress, _) = watch::channel(Progress {
-            attempt: self.next_attempt.fetch_add(1, Relaxed),
-            partial: None,
-            written: 0,
-            state: State::Running,
-        });
+        let (progress, _) = watch::channel(Progress::new(
+            self.next_attempt.fetch_add(1, Relaxed),
+            self.stripes_of(blob.size),
+        ));
         let transfer = Arc::new(Transfer {
             digest: blob.digest.clone(),
             size: blob.size,
@@ -379,25 +425,14 @@ impl Node {
         }
         loop {
             let (digest, size) = (blob.digest.clone(), blob.size);
-            let mut partial = self.store.run(move |s| s.begin(&digest, size)).await?;
+            let partial = self.store.run(move |s| s.begin(&digest, size)).await?;
             transfer.progress.send_modify(|p| {
                 p.attempt = attempt;
                 p.partial = Some(partial.path().to_path_buf());
-                p.written = 0;
+                p.written.iter_mut().for_each(|w| *w = 0);
             });
-            let mut contributors: Vec<String> = Vec::new();
-            let filled = self
-                .fill(
-                    blob,
-                    &mut partial,
-                    transfer,
-                    hops,
-                    &mut contributors,
-                    &mut last,
-                )
-                .await;
-            match filled {
-                Ok(()) => {}
+            let contributors = match self.fill(blob, &partial, transfer, hops).await {
+                Ok(contributors) => contributors,
                 Err(PullStep::Local(e)) => return Err(e.into()),
                 Err(PullStep::UpstreamRestarted) if restarts < UPSTREAM_RESTARTS => {
                     restarts += 1;
@@ -405,13 +440,19 @@ impl Node {
                     attempt = self.next_attempt.fetch_add(1, Relaxed);
                     continue;
                 }
-                Err(_) => {
+                Err(PullStep::UpstreamRestarted) => {
                     return Err(PullError::Exhausted {
                         digest: blob.digest.clone(),
                         last,
                     })
                 }
-            }
+                Err(PullStep::Source(e)) => {
+                    return Err(PullError::Exhausted {
+                        digest: blob.digest.clone(),
+                        last: e,
+                    })
+                }
+            };
             let committed = self.store.run(move |s| s.commit(partial)).await;
             match committed {
                 Ok(path) => {
@@ -482,12 +523,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_transfer_no_one_waits_for_is_abandoned_but_an_unpacker_alone_does_not_keep_it() {
-        let (progress, _) = watch::channel(Progress {
-            attempt: 1,
-            partial: None,
-            written: 0,
-            state: State::Running,
-        });
+        let (progress, _) = watch::channel(Progress::new(1, Stripes::new(10, 1, 1)));
         let t = Transfer {
             digest: Digest::of(b"layer"),
             size: 10,
@@ -507,6 +543,23 @@ mod tests {
         drop(unpacker);
         t.undetach();
         assert_eq!(t.detached.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_finished_stripe_is_had_while_the_blob_is_not() {
+        use classcache_core::fetcher::stripes::MIN_STRIPE;
+        let layout = Stripes::new(4 * MIN_STRIPE, 4, 10);
+        let mut p = Progress::new(1, layout);
+        p.written = vec![0, MIN_STRIPE, MIN_STRIPE / 2, MIN_STRIPE];
+        assert!(p.has(layout.range(1).start, layout.range(1).end));
+        assert!(p.has(layout.range(3).start, layout.range(3).end));
+        assert!(!p.has(layout.range(2).start, layout.range(2).end));
+        assert!(!p.has(0, 4 * MIN_STRIPE), "the whole blob is not");
+        // Stripes 1 then 2 run on: a reader of stripe 1 goes on into what stripe 2 has.
+        assert_eq!(
+            p.readable_to(layout.range(1).start),
+            2 * MIN_STRIPE + MIN_STRIPE / 2
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

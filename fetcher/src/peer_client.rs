@@ -66,7 +66,7 @@ impl PeerTransport for HttpPeers {
         &'a self,
         peer: &'a Peer,
         blob: &'a BlobRef,
-        offset: u64,
+        range: std::ops::Range<u64>,
         hops: u32,
         complete_only: bool,
     ) -> BoxFuture<'a, Result<PeerStream, DownloadError>> {
@@ -77,8 +77,9 @@ impl PeerTransport for HttpPeers {
                 .get(&url)
                 .header(HOPS_HEADER, hops + 1)
                 .header(FROM_HEADER, &self.self_id);
-            if offset > 0 {
-                request = request.header(http::header::RANGE, api::range_from(offset));
+            let asked = classcache_core::oci::range_request(range, blob.size);
+            if let Some(value) = &asked {
+                request = request.header(http::header::RANGE, value);
             }
             if complete_only {
                 request = request.header(COMPLETE_ONLY_HEADER, COMPLETE_ONLY_VALUE);
@@ -91,7 +92,7 @@ impl PeerTransport for HttpPeers {
                     source,
                 })?;
             let status = response.status();
-            let expected = if offset > 0 {
+            let expected = if asked.is_some() {
                 http::StatusCode::PARTIAL_CONTENT
             } else {
                 http::StatusCode::OK

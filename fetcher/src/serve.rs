@@ -248,15 +248,14 @@ async fn blob(
         }
         (None, _) => None,
     };
-    let availability = match availability {
-        Some(Availability::InFlight(_)) if complete_only => None,
-        a => a,
-    };
-    let Some(availability) = availability else {
-        return error(
+    let not_here = || {
+        error(
             StatusCode::NOT_FOUND,
             format!("{digest} is not complete here"),
-        );
+        )
+    };
+    let Some(availability) = availability else {
+        return not_here();
     };
     let size = match &availability {
         Availability::Complete { size, .. } => *size,
@@ -266,6 +265,14 @@ async fn blob(
         Ok(r) => r,
         Err(r) => return *r,
     };
+    // Complete only: a download in flight qualifies when the asked bytes are all written
+    // already (a stripe it finished), so the asker never waits on it.
+    if let (true, Availability::InFlight(t)) = (complete_only, &availability) {
+        let (start, end) = range.unwrap_or((0, size));
+        if !t.progress.borrow().has(start, end) {
+            return not_here();
+        }
+    }
     if method == Method::HEAD {
         return ranged(range, size, Body::empty());
     }

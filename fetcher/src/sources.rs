@@ -43,13 +43,13 @@ pub trait Origin: Send + Sync {
         descriptor: &'a Descriptor,
     ) -> BoxFuture<'a, Result<Bytes, OriginError>>;
 
-    /// The blob's bytes from `offset` on (exactly: a source that ignores the offset is skipped
-    /// forward).
-    fn blob_from<'a>(
+    /// The blob's bytes from `range.start` on, asking the source for `range` (exactly from the
+    /// start: a source that ignores it is skipped forward; the caller stops reading at the end).
+    fn blob_range<'a>(
         &'a self,
         repo: &'a RegistryRef,
         descriptor: &'a Descriptor,
-        offset: u64,
+        range: std::ops::Range<u64>,
     ) -> BoxFuture<'a, Result<ByteStream, OriginError>>;
 
     /// Whether `repo` may be asked for at all (`--allowed-registry`); checked before any
@@ -103,13 +103,13 @@ impl<O: Origin> Origin for AllowedOrigin<O> {
         self.gated(repo, || self.inner.blob(repo, descriptor))
     }
 
-    fn blob_from<'a>(
+    fn blob_range<'a>(
         &'a self,
         repo: &'a RegistryRef,
         descriptor: &'a Descriptor,
-        offset: u64,
+        range: std::ops::Range<u64>,
     ) -> BoxFuture<'a, Result<ByteStream, OriginError>> {
-        self.gated(repo, || self.inner.blob_from(repo, descriptor, offset))
+        self.gated(repo, || self.inner.blob_range(repo, descriptor, range))
     }
 
     fn check_allowed(&self, repo: &RegistryRef) -> Result<(), RegistryNotAllowed> {
@@ -181,16 +181,17 @@ where
         ))
     }
 
-    fn blob_from<'a>(
+    fn blob_range<'a>(
         &'a self,
         repo: &'a RegistryRef,
         descriptor: &'a Descriptor,
-        offset: u64,
+        range: std::ops::Range<u64>,
     ) -> BoxFuture<'a, Result<ByteStream, OriginError>> {
         let source = (self.source_of)(repo);
+        let offset = range.start;
         Box::pin(async move {
             let blob = source
-                .stream_blob(descriptor, offset)
+                .stream_blob(descriptor, range)
                 .await
                 .map_err(origin_error)?;
             // A source that ignores Range sends everything: skip what we already have.
@@ -229,12 +230,13 @@ pub enum NoStatus {
 
 /// How this node talks to other fetchers.
 pub trait PeerTransport: Send + Sync {
-    /// `blob` from `offset` on; the peer downloads it itself unless `complete_only`.
+    /// Bytes `range` of `blob`; the peer downloads it itself unless `complete_only` (then it
+    /// sends only bytes it already has all of).
     fn blob<'a>(
         &'a self,
         peer: &'a Peer,
         blob: &'a BlobRef,
-        offset: u64,
+        range: std::ops::Range<u64>,
         hops: u32,
         complete_only: bool,
     ) -> BoxFuture<'a, Result<PeerStream, DownloadError>>;

@@ -2,7 +2,7 @@
 //! It must never make a file visible under its final name before its sha256 matched.
 //!
 //! Its methods block (files, fsync): async code calls them through
-//! [`Store::run`] (the blocking pool) and writes downloads with [`Partial::append_async`]; no lock
+//! [`Store::run`] (the blocking pool) and writes downloads with [`Partial::write_at_async`]; no lock
 //! is held across file I/O.
 //!
 //! Layout under the store root:
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -134,13 +134,16 @@ type PodsPin = Box<dyn Fn() -> Vec<Digest> + Send + Sync>;
 /// The file a running fetcher holds locked in its store's root.
 pub const LOCK_FILE: &str = ".lock";
 
-/// A download in progress under `tmp/`, hashed as it is written; removed unless committed.
+/// A download in progress under `tmp/`, written at any offset (stripes arrive side by side) by
+/// several writers at once; removed unless committed.
 pub struct Partial {
     digest: Digest,
     path: PathBuf,
-    /// None only while a write runs on the blocking pool (or after one was cancelled).
-    open: Option<OpenPartial>,
-    written: u64,
+    size: u64,
+    file: Arc<File>,
+    /// The hash of the file's prefix, extended as writes reach its end: a single-stream download
+    /// is hashed as it arrives, and commit reads back only what came out of order.
+    prefix: Arc<Mutex<PrefixHash>>,
     committed: bool,
     _room: Reservation,
 }
@@ -158,10 +161,10 @@ impl Drop for Reservation {
     }
 }
 
-/// The file and the hash of what was written to it, moved to the blocking pool for each write.
-struct OpenPartial {
-    file: File,
+/// The sha256 of a partial file's first `hashed` bytes.
+struct PrefixHash {
     hasher: Sha256Counter,
+    hashed: u64,
 }
 
 /// Keeps an entry from eviction while it is being read.
@@ -459,11 +462,12 @@ impl Store {
         Ok(Partial {
             digest: digest.clone(),
             path,
-            open: Some(OpenPartial {
-                file,
+            size,
+            file: Arc::new(file),
+            prefix: Arc::new(Mutex::new(PrefixHash {
                 hasher: Sha256Counter::new(),
-            }),
-            written: 0,
+                hashed: 0,
+            })),
             committed: false,
             _room: room,
         })
@@ -471,7 +475,7 @@ impl Store {
 
     /// Verifies a partial download and moves it to its digest name: temp, fsync, rename, fsync.
     pub fn commit(&self, mut partial: Partial) -> Result<PathBuf, StoreError> {
-        let actual = partial.open()?.hasher.clone().finish_hex();
+        let actual = partial.finish_hash()?;
         if actual != partial.digest.hex() {
             return Err(StoreError::DigestMismatch {
                 what: format!("blob {}", partial.digest),
@@ -479,20 +483,20 @@ impl Store {
                 actual,
             });
         }
-        let synced = partial.open()?.file.sync_all();
+        let synced = partial.file.sync_all();
         synced.map_err(|e| StoreError::io(&partial.path, e))?;
         let dest = self.blob_path(&partial.digest);
         fs::rename(&partial.path, &dest).map_err(|e| StoreError::io(&dest, e))?;
         partial.committed = true;
         sync_dir(dest.parent().unwrap())?;
-        self.add_entry(&dest, partial.written());
+        self.add_entry(&dest, partial.size);
         Ok(dest)
     }
 
     /// Stores a small blob already in memory (a manifest or config) after checking its digest.
     pub fn put_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
-        let mut partial = self.begin(digest, bytes.len() as u64)?;
-        partial.append(bytes)?;
+        let partial = self.begin(digest, bytes.len() as u64)?;
+        partial.write_at(0, bytes)?;
         self.commit(partial).map(|_| ())
     }
 
@@ -799,56 +803,62 @@ impl Partial {
         &self.path
     }
 
-    pub fn written(&self) -> u64 {
-        self.written
+    /// The blob's size: what commit expects in the file.
+    pub fn size(&self) -> u64 {
+        self.size
     }
 
-    fn open(&mut self) -> Result<&mut OpenPartial, StoreError> {
-        let path = &self.path;
-        self.open.as_mut().ok_or_else(|| StoreError::Io {
-            path: path.clone(),
-            source: io::Error::other("an earlier write to this partial file was interrupted"),
+    /// Writes `bytes` at `offset` (blocking: from the blocking pool or a thread of its own).
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        write_extending_hash(&self.file, &self.prefix, offset, bytes)
+            .map_err(|e| StoreError::io(&self.path, e))
+    }
+
+    /// As [`Partial::write_at`], from async code: the write and the hashing run on the blocking
+    /// pool. Writers of different ranges may run at once.
+    pub async fn write_at_async(&self, offset: u64, bytes: Bytes) -> Result<(), StoreError> {
+        let (file, prefix) = (self.file.clone(), self.prefix.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            write_extending_hash(&file, &prefix, offset, &bytes)
         })
-    }
-
-    /// Writes and hashes `bytes` (blocking: from the blocking pool or a thread of its own).
-    pub fn append(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let open = self.open()?;
-        open.file
-            .write_all(bytes)
-            .map_err(|e| StoreError::io(&path, e))?;
-        open.hasher.update(bytes);
-        self.written += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// As [`Partial::append`], from async code: the write and the hashing run on the blocking
-    /// pool.
-    pub async fn append_async(&mut self, bytes: Bytes) -> Result<(), StoreError> {
-        let mut open = self.open.take();
-        let path = self.path.clone();
-        let (open, result) = match tokio::task::spawn_blocking(move || {
-            let result = match open.as_mut() {
-                Some(o) => o.file.write_all(&bytes).map(|_| {
-                    o.hasher.update(&bytes);
-                    bytes.len() as u64
-                }),
-                None => Err(io::Error::other(
-                    "an earlier write to this partial file was interrupted",
-                )),
-            };
-            (open, result)
-        })
-        .await
-        {
-            Ok(done) => done,
+        .await;
+        match written {
+            Ok(result) => result.map_err(|e| StoreError::io(&self.path, e)),
             Err(e) => std::panic::resume_unwind(e.into_panic()),
-        };
-        self.open = open;
-        self.written += result.map_err(|e| StoreError::io(&path, e))?;
-        Ok(())
+        }
     }
+
+    /// The sha256 (hex) of the file's first `size` bytes, reading back what was not hashed as
+    /// it arrived; a file shorter than that gives an error.
+    fn finish_hash(&self) -> Result<String, StoreError> {
+        let mut prefix = self.prefix.lock().expect("no panics under the prefix lock");
+        let mut buf = vec![0u8; 1 << 20];
+        while prefix.hashed < self.size {
+            let n = ((self.size - prefix.hashed) as usize).min(buf.len());
+            self.file
+                .read_exact_at(&mut buf[..n], prefix.hashed)
+                .map_err(|e| StoreError::io(&self.path, e))?;
+            prefix.hasher.update(&buf[..n]);
+            prefix.hashed += n as u64;
+        }
+        Ok(prefix.hasher.clone().finish_hex())
+    }
+}
+
+/// Writes `bytes` at `offset` of `file`, extending the prefix hash when they continue it.
+fn write_extending_hash(
+    file: &File,
+    prefix: &Mutex<PrefixHash>,
+    offset: u64,
+    bytes: &[u8],
+) -> io::Result<()> {
+    file.write_all_at(bytes, offset)?;
+    let mut prefix = prefix.lock().expect("no panics under the prefix lock");
+    if prefix.hashed == offset {
+        prefix.hasher.update(bytes);
+        prefix.hashed += bytes.len() as u64;
+    }
+    Ok(())
 }
 
 impl Drop for Partial {
@@ -910,8 +920,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path(), 1 << 30);
         let digest = Digest::of(b"right");
-        let mut p = store.begin(&digest, 5).unwrap();
-        p.append(b"wrong").unwrap();
+        let p = store.begin(&digest, 5).unwrap();
+        p.write_at(0, b"wrong").unwrap();
         let err = store.commit(p).unwrap_err();
         assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
         assert!(store.blob_size(&digest).is_none());
@@ -932,14 +942,22 @@ mod tests {
         let data = classcache_core::testing::noise(300_000, 5);
         let digest = Digest::of(&data);
         let d = digest.clone();
-        let mut partial = store.run(move |s| s.begin(&d, 300_000)).await.unwrap();
-        for chunk in data.chunks(64 * 1024) {
+        let partial = store.run(move |s| s.begin(&d, 300_000)).await.unwrap();
+        // Two halves side by side, the second first, as stripes arrive: commit hashes the whole.
+        let half = data.len() / 2;
+        let (first, second) = (&data[..half], &data[half..]);
+        for (i, chunk) in second.chunks(64 * 1024).enumerate() {
+            let at = (half + i * 64 * 1024) as u64;
+            let bytes = Bytes::copy_from_slice(chunk);
+            partial.write_at_async(at, bytes).await.unwrap();
+        }
+        for (i, chunk) in first.chunks(64 * 1024).enumerate() {
+            let bytes = Bytes::copy_from_slice(chunk);
             partial
-                .append_async(Bytes::copy_from_slice(chunk))
+                .write_at_async((i * 64 * 1024) as u64, bytes)
                 .await
                 .unwrap();
         }
-        assert_eq!(partial.written(), data.len() as u64);
         let path = store.run(move |s| s.commit(partial)).await.unwrap();
         assert_eq!(fs::read(path).unwrap(), data);
         let d = digest.clone();

@@ -96,14 +96,14 @@ impl ContentSource for TestSource {
     async fn stream_blob(
         &self,
         descriptor: &Descriptor,
-        offset: u64,
+        range: std::ops::Range<u64>,
     ) -> Result<BlobStream<MemoryError>, MemoryError> {
-        self.offsets.lock().unwrap().push(offset);
+        self.offsets.lock().unwrap().push(range.start);
         let (fail_at, corrupt, trailing) = {
             let b = self.behaviour.lock().unwrap();
             (b.fail_at, b.corrupt, Bytes::from(b.trailing.clone()))
         };
-        let blob = self.inner.stream_blob(descriptor, offset).await?;
+        let blob = self.inner.stream_blob(descriptor, range).await?;
         let mut at = blob.offset;
         let mut chunks: Vec<Result<Bytes, MemoryError>> = vec![];
         let mut stream = blob.stream;
@@ -146,7 +146,7 @@ impl PeerTransport for MemoryPeers {
         &'a self,
         peer: &'a Peer,
         blob: &'a BlobRef,
-        offset: u64,
+        range: std::ops::Range<u64>,
         _hops: u32,
         _complete_only: bool,
     ) -> BoxFuture<'a, Result<PeerStream, DownloadError>> {
@@ -154,7 +154,7 @@ impl PeerTransport for MemoryPeers {
             let source = &self.peers[&peer.id];
             let descriptor = Descriptor::new(ARCHIVE_LAYER, blob.digest.clone(), blob.size);
             let s = source
-                .stream_blob(&descriptor, offset)
+                .stream_blob(&descriptor, range)
                 .await
                 .map_err(|e| DownloadError::Origin(OriginError(Box::new(e))))?;
             Ok(PeerStream {
@@ -220,6 +220,7 @@ pub fn node(
     let origin = Arc::new(ContentOrigin::new(move |_: &RegistryRef| origin.clone()));
     let config = PullConfig {
         fanout: 1,
+        stripes: 8,
         stall_timeout: Duration::from_secs(2),
         max_hops: 32,
         zone_aware: true,

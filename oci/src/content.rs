@@ -147,11 +147,13 @@ pub trait ContentSource: Sync {
         descriptor: &Descriptor,
     ) -> impl Future<Output = Result<Bytes, Self::Error>> + Send;
 
-    /// The blob `descriptor` declares (digest and size), streamed from `offset` on, unverified.
+    /// Bytes `range` of the blob `descriptor` declares (digest and size), streamed, unverified.
+    /// A source that cannot honour the range may send more (see [`BlobStream::offset`]): the
+    /// caller reads what it asked for.
     fn stream_blob(
         &self,
         descriptor: &Descriptor,
-        offset: u64,
+        range: std::ops::Range<u64>,
     ) -> impl Future<Output = Result<BlobStream<Self::Error>, Self::Error>> + Send;
 }
 
@@ -328,7 +330,7 @@ pub async fn pull_archive<S: ContentSource>(
 ) -> Result<PulledArchive, S::Error> {
     let fetched = fetch_archive(source, reference, platform).await?;
     let layer = fetched.layer().clone();
-    let mut blob = source.stream_blob(&layer, 0).await?;
+    let mut blob = source.stream_blob(&layer, 0..layer.size).await?;
     let archive = fetched.config.archive.clone();
     let dest_owned = dest.to_path_buf();
     let name = fetched.reference.clone();

@@ -489,13 +489,15 @@ impl ContentSource for OciLayout {
     async fn stream_blob(
         &self,
         descriptor: &Descriptor,
-        offset: u64,
+        range: std::ops::Range<u64>,
     ) -> Result<BlobStream<LayoutError>, LayoutError> {
         let path = self.blob_path(&descriptor.digest);
         let mut file = self.open_blob(&descriptor.digest)?;
         let total = file.metadata().map_err(io_err(&path))?.len();
-        file.seek(io::SeekFrom::Start(offset.min(total)))
+        let offset = range.start.min(total);
+        file.seek(io::SeekFrom::Start(offset))
             .map_err(io_err(&path))?;
+        let file = file.take(range.end.saturating_sub(offset));
         let chunks = futures_util::stream::unfold(Some(file), move |file| {
             let path = path.clone();
             async move {
@@ -512,7 +514,7 @@ impl ContentSource for OciLayout {
             }
         });
         Ok(BlobStream {
-            offset: offset.min(total),
+            offset,
             total_size: Some(total),
             stream: Box::pin(chunks),
         })

@@ -126,13 +126,14 @@ impl ContentSource for MemorySource {
     async fn stream_blob(
         &self,
         descriptor: &Descriptor,
-        offset: u64,
+        range: std::ops::Range<u64>,
     ) -> Result<BlobStream<MemoryError>, MemoryError> {
         let (_, bytes) = self.find(&ContentRef::Digest(descriptor.digest.clone()))?;
-        let start = (offset as usize).min(bytes.len());
+        let start = (range.start as usize).min(bytes.len());
+        let end = (range.end as usize).clamp(start, bytes.len());
         let total = bytes.len() as u64;
         let chunks: Vec<Result<Bytes, MemoryError>> = bytes
-            .slice(start..)
+            .slice(start..end)
             .chunks(64 * 1024)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();

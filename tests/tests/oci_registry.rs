@@ -143,7 +143,7 @@ async fn a_150_mb_archive_is_pushed_found_through_the_fallback_index_and_pulled_
     // the whole blob's bytes past that offset.
     let offset = pushed.layer.size / 3;
     let whole = client
-        .blob_stream(&repo, &pushed.layer.digest, 0)
+        .blob_stream(&repo, &pushed.layer, 0..pushed.layer.size)
         .await
         .unwrap();
     assert_eq!(
@@ -151,7 +151,7 @@ async fn a_150_mb_archive_is_pushed_found_through_the_fallback_index_and_pulled_
         (0, Some(pushed.layer.size))
     );
     let tail = client
-        .blob_stream(&repo, &pushed.layer.digest, offset)
+        .blob_stream(&repo, &pushed.layer, offset..pushed.layer.size)
         .await
         .unwrap();
     assert_eq!(
@@ -161,6 +161,14 @@ async fn a_150_mb_archive_is_pushed_found_through_the_fallback_index_and_pulled_
     let (whole_tail, whole_len) = hash_stream(whole, offset).await;
     let (tail_hash, tail_len) = hash_stream(tail, 0).await;
     assert_eq!(whole_len, pushed.layer.size);
+    // A bounded range (a stripe) is exactly those bytes: the registry sends no more.
+    let stripe = client
+        .blob_stream(&repo, &pushed.layer, offset..offset + 1000)
+        .await
+        .unwrap();
+    assert_eq!(stripe.offset, offset);
+    let (_, stripe_len) = hash_stream(stripe, 0).await;
+    assert_eq!(stripe_len, 1000);
     assert_eq!(
         (tail_hash, tail_len),
         (whole_tail, pushed.layer.size - offset)

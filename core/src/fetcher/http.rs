@@ -1,6 +1,7 @@
 //! The fetcher's HTTP contract: routes, query parameters, headers, Range syntax and answers, for `serve`, peers, `init` and `kubectl classcache status`.
 //! It builds and parses paths, headers and JSON only; it must not do I/O.
 
+use super::stripes::Stripes;
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Display, Write as _};
 
@@ -198,6 +199,29 @@ pub struct BlobStatus {
     /// Whether the attempt the asker named (`?attempt=`) was discarded for wrong bytes.
     #[serde(default)]
     pub discarded: bool,
+    /// While a striped download runs: the bytes of each stripe written, from its start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stripes: Vec<u64>,
+}
+
+impl BlobStatus {
+    /// The bytes of stripe `j` of `layout` this peer has, when its answer tells.
+    pub fn stripe_written(&self, layout: &Stripes, j: usize) -> Option<u64> {
+        if self.complete {
+            return Some(layout.len(j));
+        }
+        match self.stripes.len() {
+            n if n == layout.count() => self.stripes.get(j).copied(),
+            0 if layout.count() == 1 => Some(self.written),
+            _ => None,
+        }
+    }
+
+    /// Whether this peer has all of stripe `j` of `layout`, so it can send it at once.
+    pub fn has_stripe(&self, layout: &Stripes, j: usize) -> bool {
+        self.stripe_written(layout, j)
+            .is_some_and(|w| w >= layout.len(j))
+    }
 }
 
 /// The body of [`routes::STATS`]'s 404 when the fetcher runs without `--stats`: the fix.
@@ -248,11 +272,6 @@ impl ArchiveSharing {
     pub fn pss_per_rss(&self) -> Option<f64> {
         (self.rss > 0).then(|| self.pss as f64 / self.rss as f64)
     }
-}
-
-/// The `Range` header value asking for a blob from `offset` on.
-pub fn range_from(offset: u64) -> String {
-    format!("bytes={offset}-")
 }
 
 /// A `Range` header the fetcher cannot satisfy (answer 416 with [`unsatisfied_range`]).
@@ -371,9 +390,44 @@ mod tests {
     }
 
     #[test]
+    fn a_status_tells_a_stripes_progress_only_in_the_askers_layout() {
+        use crate::fetcher::stripes::{Stripes, MIN_STRIPE};
+        let layout = Stripes::new(4 * MIN_STRIPE, 4, 4);
+        let running = BlobStatus {
+            running: true,
+            written: MIN_STRIPE + 7,
+            stripes: vec![MIN_STRIPE, 7, 0, 0],
+            ..BlobStatus::default()
+        };
+        assert_eq!(running.stripe_written(&layout, 1), Some(7));
+        assert!(running.has_stripe(&layout, 0) && !running.has_stripe(&layout, 1));
+        // Cut another way (another peer list): no answer, rather than a wrong one.
+        assert_eq!(
+            running.stripe_written(&Stripes::new(4 * MIN_STRIPE, 2, 4), 1),
+            None
+        );
+        let complete = BlobStatus {
+            complete: true,
+            ..BlobStatus::default()
+        };
+        assert!(complete.has_stripe(&layout, 3));
+        // One stripe: the plain written count, as fetchers before stripes sent it.
+        let one = Stripes::new(100, 8, 8);
+        let old = serde_json::from_str::<BlobStatus>(
+            r#"{"complete":false,"running":true,"written":42,"attempt":3}"#,
+        )
+        .unwrap();
+        assert_eq!(old.stripe_written(&one, 0), Some(42));
+        assert!(!serde_json::to_string(&old).unwrap().contains("stripes"));
+    }
+
+    #[test]
     fn ranges_are_single_and_bounded() {
         assert_eq!(parse_range(None, 10), Ok(None));
-        assert_eq!(parse_range(Some(&range_from(4)), 10), Ok(Some((4, 10))));
+        let asked = |start, end| crate::oci::range_request(start..end, 10).unwrap();
+        assert_eq!(parse_range(Some(&asked(4, 10)), 10), Ok(Some((4, 10))));
+        assert_eq!(parse_range(Some(&asked(4, 7)), 10), Ok(Some((4, 7))));
+        assert_eq!(crate::oci::range_request(0..10, 10), None);
         assert_eq!(parse_range(Some("bytes=2-100"), 10), Ok(Some((2, 10))));
         assert_eq!(parse_range(Some("bytes=10-"), 10), Err(BadRange));
         assert_eq!(parse_range(Some("bytes=-5"), 10), Err(BadRange));

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 use classcache_core::digest::Digest;
+use classcache_core::fetcher::stripes::Stripes;
 use classcache_fetcher::ranking::{self, Member, Tree};
 use classcache_fetcher::schedule::{
     self, FillSchedule, PeerAnswer, Source, Step, UpstreamAnswer, UpstreamState,
@@ -231,7 +232,9 @@ impl<'a> Sim<'a> {
             id,
             zone: Some(zone_names[p.zones[i] as usize].as_str()),
         });
-        let stripes = p.stripes.max(1);
+        // The fetcher's own cut: the same count and ranges every node computes.
+        let layout = Stripes::new(p.size, p.stripes, p.nodes);
+        let stripes = layout.count();
         let fanout = if stripes > 1 { stripes } else { p.fanout };
         let dist = ranking::distribution(digest, members, fanout, p.zone_aware);
         let node_of: Vec<usize> = dist
@@ -249,11 +252,8 @@ impl<'a> Sim<'a> {
                 order.into_iter().map(|at| node_of[at]).collect()
             })
             .collect();
-        let ranges = (0..stripes as u64)
-            .map(|j| {
-                let bound = |j: u64| p.size * j / stripes as u64;
-                (bound(j), bound(j + 1))
-            })
+        let ranges = (0..stripes)
+            .map(|j| (layout.range(j).start, layout.range(j).end))
             .collect();
         let mut nodes = vec![
             Node {

@@ -109,6 +109,8 @@ pub struct ClusterOptions {
     /// Caps the registry's egress (bytes/s), as a cluster's single way out would.
     pub registry_egress: Option<u64>,
     pub fanout: usize,
+    /// `--stripes` of every fetcher.
+    pub stripes: usize,
     /// false: every node alone (each pulls from the registry), for the baseline.
     pub peers: bool,
     pub stall_timeout: &'static str,
@@ -130,6 +132,7 @@ impl ClusterOptions {
             rate: None,
             registry_egress: None,
             fanout: 1,
+            stripes: classcache_core::fetcher::stripes::DEFAULT_STRIPES,
             peers: true,
             stall_timeout: "2s",
             extra_args: vec![],
@@ -247,6 +250,8 @@ impl Cluster {
                 GATEWAY.to_string(),
                 "--fanout".into(),
                 opts.fanout.to_string(),
+                "--stripes".into(),
+                opts.stripes.to_string(),
                 "--stall-timeout".into(),
                 opts.stall_timeout.into(),
             ];
@@ -457,6 +462,27 @@ pub fn ranked_hosts(digest: &str, hosts: usize) -> Vec<usize> {
     classcache_fetcher::ranking::rank(&d, ids.iter().map(String::as_str))
         .into_iter()
         .map(|id| ids.iter().position(|n| n == id).unwrap())
+        .collect()
+}
+
+/// For each stripe of a `size`-byte blob as the lab's fetchers cut it (`--stripes` default),
+/// the host that roots it: the one that pulls it from the registry.
+pub fn stripe_roots(digest: &str, hosts: usize, size: u64) -> Vec<usize> {
+    use classcache_core::fetcher::stripes::{Stripes, DEFAULT_STRIPES};
+    use classcache_fetcher::ranking::{distribution, Member};
+    let d: Digest = digest.parse().unwrap();
+    let ids: Vec<String> = (0..hosts).map(node_id).collect();
+    let layout = Stripes::new(size, DEFAULT_STRIPES, hosts);
+    let members = ids.iter().map(|id| Member { id, zone: None });
+    let dist = distribution(&d, members, layout.count(), true);
+    (0..layout.count())
+        .map(|j| {
+            let root = match layout.count() {
+                1 => 0,
+                n => dist.stripe_order(j, n)[0],
+            };
+            ids.iter().position(|n| n == dist.order[root]).unwrap()
+        })
         .collect()
 }
 

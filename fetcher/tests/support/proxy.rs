@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
     pub path: String,
@@ -86,6 +86,50 @@ impl Proxy {
             .into_iter()
             .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/blobs/{digest}")))
             .collect()
+    }
+
+    /// The byte ranges `start..end` of blob `digest` (`size` bytes) the registry was asked for,
+    /// in the order asked (a GET without Range asks for all of it).
+    pub fn blob_ranges(&self, digest: &str, size: u64) -> Vec<(u64, u64)> {
+        self.blob_gets(digest)
+            .iter()
+            .map(|r| {
+                classcache_core::fetcher::http::parse_range(r.range.as_deref(), size)
+                    .unwrap_or_else(|_| panic!("a fetcher sent a bad Range: {r:?}"))
+                    .unwrap_or((0, size))
+            })
+            .collect()
+    }
+
+    /// Blob `digest` (`size` bytes) cut where any asked range starts or ends: each piece
+    /// `start..end` with how many GETs asked for it.
+    pub fn blob_asks(&self, digest: &str, size: u64) -> Vec<(u64, u64, usize)> {
+        let ranges = self.blob_ranges(digest, size);
+        let mut bounds: Vec<u64> = ranges.iter().flat_map(|&(a, b)| [a, b]).collect();
+        bounds.extend([0, size]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        bounds
+            .windows(2)
+            .filter(|w| w[0] < size)
+            .map(|w| {
+                let n = ranges
+                    .iter()
+                    .filter(|&&(a, b)| a <= w[0] && w[1] <= b)
+                    .count();
+                (w[0], w[1], n)
+            })
+            .collect()
+    }
+
+    /// How often the registry was asked for each byte of blob `digest`: the least and the most
+    /// over its bytes. (1, 1) is one copy, each byte once, however it was cut into stripes.
+    pub fn blob_coverage(&self, digest: &str, size: u64) -> (usize, usize) {
+        self.blob_asks(digest, size)
+            .iter()
+            .fold((usize::MAX, 0), |(lo, hi), &(_, _, n)| {
+                (lo.min(n), hi.max(n))
+            })
     }
 
     /// Bytes the registry sent (headers and bodies).

@@ -156,22 +156,23 @@ impl RegistryClient {
         Ok(descriptor.size)
     }
 
-    /// Streams blob `digest` of `repository` from byte `offset` on (HTTP Range). The bytes are
-    /// not verified here: a caller that reads the whole blob checks its sha256 (the fetcher
-    /// hashes as it writes; [`RegistryClient::pull_archive`] does it for archives).
+    /// Streams bytes `range` of the blob `descriptor` names in `repository` (HTTP Range). The
+    /// bytes are not verified here: a caller that reads the whole blob checks its sha256 (the
+    /// fetcher at commit; [`RegistryClient::pull_archive`] does it for archives).
     pub async fn blob_stream(
         &self,
         repository: &RegistryRef,
-        digest: &Digest,
-        offset: u64,
+        descriptor: &Descriptor,
+        range: std::ops::Range<u64>,
     ) -> Result<BlobStream, RegistryError> {
+        let digest = &descriptor.digest;
+        let offset = range.start;
         let url = self.url(repository, &format!("blobs/{digest}"));
         let mut headers = HeaderMap::new();
-        if offset > 0 {
+        if let Some(value) = classcache_core::oci::range_request(range, descriptor.size) {
             headers.insert(
                 reqwest::header::RANGE,
-                HeaderValue::from_str(&format!("bytes={offset}-"))
-                    .expect("digits are a valid header"),
+                HeaderValue::from_str(&value).expect("digits are a valid header"),
             );
         }
         let resp = self.get_blob(repository, &url, headers).await?;

@@ -51,10 +51,10 @@ impl ContentSource for RegistrySource {
     async fn stream_blob(
         &self,
         descriptor: &Descriptor,
-        offset: u64,
+        range: std::ops::Range<u64>,
     ) -> Result<BlobStream, RegistryError> {
         self.client
-            .blob_stream(&self.repository, &descriptor.digest, offset)
+            .blob_stream(&self.repository, descriptor, range)
             .await
     }
 }
