@@ -220,6 +220,8 @@ pub fn node(
     let origin = Arc::new(ContentOrigin::new(move |_: &RegistryRef| origin.clone()));
     let config = PullConfig {
         fanout: 1,
+        // What these tests exercise: blobs under 2 MiB are one stripe whatever the flag, larger
+        // ones (download.rs's striped tests) are cut into up to 8.
         stripes: 8,
         stall_timeout: Duration::from_secs(2),
         max_hops: 32,

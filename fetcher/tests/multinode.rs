@@ -9,9 +9,15 @@ use support::{push_archive, Cluster, ClusterOptions};
 #[test]
 fn every_node_gets_the_identical_archive_and_the_registry_serves_the_blob_once() {
     let fixture = push_archive(6 << 20);
+    // Striped: the opt-in distribution, end to end over HTTP (`faults` runs the default).
+    let stripes = 4;
     let hosts = 6;
     let cluster = Cluster::start(&ClusterOptions {
         rate: Some(LinkRate::mbit(200)),
+        stripes,
+        extra_args: (0..hosts)
+            .map(|i| (i, vec!["--upload-cap".into(), (stripes + 2).to_string()]))
+            .collect(),
         ..ClusterOptions::new(hosts)
     });
     let reference = cluster.reference(&fixture);
@@ -39,7 +45,11 @@ fn every_node_gets_the_identical_archive_and_the_registry_serves_the_blob_once()
         "every byte asked of the registry once; blob GETs: {gets:?}\n{}",
         cluster.logs()
     );
-    assert!(gets.len() > 1, "a 6 MiB layer travels in stripes: {gets:?}");
+    assert_eq!(
+        gets.len(),
+        stripes,
+        "a 6 MiB layer travels in {stripes} stripes: {gets:?}"
+    );
     let from_registry: f64 = (0..hosts)
         .map(|i| {
             cluster.metric(

@@ -5,12 +5,15 @@
 /// parallelism, so a smaller blob gets fewer stripes (one, under twice this size).
 pub const MIN_STRIPE: u64 = 1 << 20;
 
-/// The fetcher's `--stripes` default: the fleet simulation's choice for 100 to 10,000 nodes.
-pub const DEFAULT_STRIPES: usize = 8;
+/// The fetcher's `--stripes` default: one stream down one tree of `--fanout`. The fleet
+/// simulation picks 8 for 100 to 10,000 nodes, but on the namespace hosts 8 stripes are still
+/// slower than the chain (the unpacker waits for the contiguous prefix, which stripes fill
+/// last), so 8 is opt-in until that is fixed.
+pub const DEFAULT_STRIPES: usize = 1;
 
-/// The fetcher's `--upload-cap` default: a node serves its home stripe to up to
-/// [`DEFAULT_STRIPES`] children, and two more uploads leave room for fallbacks.
-pub const DEFAULT_UPLOAD_CAP: usize = DEFAULT_STRIPES + 2;
+/// The fetcher's `--upload-cap` default; with `--stripes N` give it at least N + 2 (a node
+/// serves its home stripe to up to N children).
+pub const DEFAULT_UPLOAD_CAP: usize = 4;
 
 /// A blob of `size` bytes cut into `count` contiguous stripes of nearly equal length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
