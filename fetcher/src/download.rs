@@ -129,10 +129,10 @@ impl Lane {
 }
 
 impl Node {
-    /// The sources for stripe `stripe` of `layout`, best first (see [`schedule::plan`]):
-    /// earlier peers in the stripe's distribution order (parent first), then any peer with
-    /// the stripe complete, then the registry.
-    pub(crate) fn plan(&self, digest: &Digest, layout: &Stripes, stripe: usize) -> Vec<Source> {
+    /// The sources for each stripe of `layout`, best first (see [`schedule::plan`]): earlier
+    /// peers in the stripe's distribution order (parent first), then any peer with the stripe
+    /// complete, then the registry. The nodes are ranked once for all stripes.
+    pub(crate) fn plans(&self, digest: &Digest, layout: &Stripes) -> Vec<Vec<Source>> {
         let peers = self.peers.snapshot();
         let me = self.self_id();
         let my_zone = peers
@@ -152,30 +152,35 @@ impl Node {
         let count = layout.count();
         let fanout = if count > 1 { count } else { self.config.fanout };
         let dist = ranking::distribution(digest, members, fanout, self.config.zone_aware);
-        // Positions of `dist.order`, in the order this stripe flows in.
-        let order: Vec<usize> = if count > 1 {
-            dist.stripe_order(stripe, count)
-        } else {
-            (0..dist.order.len()).collect()
-        };
-        let at = order
-            .iter()
-            .position(|&p| dist.order[p] == me)
-            .expect("self is ranked");
         // One lookup table, not a scan of the peer list per position (plans grow with the fleet).
         let by_id: std::collections::HashMap<&str, &Peer> =
             peers.iter().map(|p| (p.id.as_str(), p)).collect();
-        let peer_at = |r: usize| by_id.get(dist.order[order[r]]).copied();
-        schedule::plan(dist.tree.upstream(at), |r| {
-            peer_at(r).is_some_and(|p| !self.is_suspect(digest, &p.id))
-        })
-        .into_iter()
-        .map(|s| match s {
-            schedule::Source::Upstream(r) => Source::Upstream(peer_at(r).expect("usable").clone()),
-            schedule::Source::AnyComplete => Source::AnyComplete,
-            schedule::Source::Registry => Source::Registry,
-        })
-        .collect()
+        let plan_of = |stripe: usize| -> Vec<Source> {
+            // Positions of `dist.order`, in the order this stripe flows in.
+            let order: Vec<usize> = if count > 1 {
+                dist.stripe_order(stripe, count)
+            } else {
+                (0..dist.order.len()).collect()
+            };
+            let at = order
+                .iter()
+                .position(|&p| dist.order[p] == me)
+                .expect("self is ranked");
+            let peer_at = |r: usize| by_id.get(dist.order[order[r]]).copied();
+            schedule::plan(dist.tree.upstream(at), |r| {
+                peer_at(r).is_some_and(|p| !self.is_suspect(digest, &p.id))
+            })
+            .into_iter()
+            .map(|s| match s {
+                schedule::Source::Upstream(r) => {
+                    Source::Upstream(peer_at(r).expect("usable").clone())
+                }
+                schedule::Source::AnyComplete => Source::AnyComplete,
+                schedule::Source::Registry => Source::Registry,
+            })
+            .collect()
+        };
+        (0..count).map(plan_of).collect()
     }
 
     /// Fills the partial, every stripe at once, each from its own planned sources; returns the
@@ -189,8 +194,10 @@ impl Node {
     ) -> Result<Vec<String>, PullStep> {
         // The layout readers of this transfer follow, fixed when it began.
         let layout = transfer.progress.borrow().layout;
-        let lanes = (0..layout.count())
-            .map(|j| self.fill_stripe(blob, Lane::new(layout, j), partial, transfer, hops));
+        let plans = self.plans(&blob.digest, &layout);
+        let lanes = plans.into_iter().enumerate().map(|(j, sources)| {
+            self.fill_stripe(blob, Lane::new(layout, j), sources, partial, transfer, hops)
+        });
         let mut contributors: Vec<String> = Vec::new();
         for ids in futures_util::future::try_join_all(lanes).await? {
             for id in ids {
@@ -207,11 +214,11 @@ impl Node {
         self: &Arc<Self>,
         blob: &BlobRef,
         mut lane: Lane,
+        sources: Vec<Source>,
         partial: &Partial,
         transfer: &Transfer,
         hops: u32,
     ) -> Result<Vec<String>, PullStep> {
-        let sources = self.plan(&blob.digest, &lane.layout, lane.stripe);
         let mut schedule = FillSchedule::new(&sources);
         let mut contributors = Vec::new();
         let mut last = DownloadError::NothingTried;
@@ -489,7 +496,7 @@ mod tests {
         let layout = node.stripes_of(blob.size);
         assert_eq!(layout.count(), 1, "a small blob is one stripe");
         assert!(
-            matches!(node.plan(&blob.digest, &layout, 0)[0], Source::Upstream(ref p) if p.id == "parent")
+            matches!(node.plans(&blob.digest, &layout)[0][0], Source::Upstream(ref p) if p.id == "parent")
         );
         let path = node.fetch_blob(&blob).await.unwrap();
         assert_eq!(Digest::of(&std::fs::read(path).unwrap()), blob.digest);
@@ -519,7 +526,7 @@ mod tests {
             TestSource::new(source),
             vec![(testing::peer("parent"), parent.clone())],
         );
-        let sources = node.plan(&digest, &Stripes::new(1, 1, 2), 0);
+        let sources = node.plans(&digest, &Stripes::new(1, 1, 2)).remove(0);
         let answer = || node.upstream_answer(&sources, &digest);
         let early = Step::RegistryIfUpstreamGone(sources.len() - 1);
         // Its fetcher is gone: nothing listens. The registry at once, no rounds sat out.
@@ -581,8 +588,9 @@ mod tests {
     /// For each stripe, who sends it first: `Some(peer)` or `None` for the registry.
     fn first_sources(node: &Node, blob: &BlobRef) -> Vec<Option<String>> {
         let layout = node.stripes_of(blob.size);
-        (0..layout.count())
-            .map(|j| match &node.plan(&blob.digest, &layout, j)[0] {
+        node.plans(&blob.digest, &layout)
+            .iter()
+            .map(|sources| match &sources[0] {
                 Source::Upstream(p) => Some(p.id.clone()),
                 _ => None,
             })
