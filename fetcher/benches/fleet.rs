@@ -2,7 +2,8 @@
 //! It must print simulated figures only, labelled as such; it asserts nothing about speed.
 //!
 //! `cargo bench -p classcache-fetcher --bench fleet` prints the fleet tables (100, 1,000 and
-//! 10,000 nodes; fanout 1, 2, 4; zone-aware or not; 4 and 8 stripes; no churn and 5% of nodes
+//! 10,000 nodes; fanout 1, 2, 4; zone-aware or not; 4 and 8 stripes; the fetcher's default
+//! (`--stripes auto`, zone-aware); no churn and 5% of nodes
 //! killed). `--bench p2p` prints, beside each namespace run, the same scenario simulated.
 //! Environment: `FLEET_NODES` (default `100,1000,10000`), `FLEET_SIZE_MB` (256), `FLEET_GBIT`
 //! (per-node link, 1), `FLEET_ZONES` (3), `FLEET_SEEDS` (runs per row, 3), `FLEET_DESIGN` (one
@@ -12,6 +13,7 @@
 #[path = "sim/mod.rs"]
 mod sim;
 
+use classcache_core::fetcher::stripes::{upload_cap_for, StripeChoice};
 use classcache_fetcher::serve::CHUNK;
 use sim::{simulate, Failure, Outcome, Params, Rng};
 
@@ -78,7 +80,7 @@ fn fleet() {
         stripes: 1,
         zone_aware: false,
         stall: 5.0,
-        upload_cap: 4,
+        upload_cap: upload_cap_for(1),
         max_hops: 32,
         kills: 0,
         kill_window: (0.1, 0.8),
@@ -102,15 +104,17 @@ fn fleet() {
         base.upload_cap,
         base.limit()
     );
-    // (name, fanout, stripes, zone-aware)
-    let designs: [(&str, usize, usize, bool); 7] = [
-        ("fanout 1", 1, 1, false),
-        ("fanout 2", 2, 1, false),
-        ("fanout 4", 4, 1, false),
-        ("fanout 1, zone-aware", 1, 1, true),
-        ("fanout 4, zone-aware", 4, 1, true),
-        ("4 stripes, zone-aware", 4, 4, true),
-        ("8 stripes, zone-aware", 8, 8, true),
+    // (name, fanout, stripes, zone-aware); the last is the fetcher's default.
+    let fixed = StripeChoice::Fixed;
+    let designs: [(&str, usize, StripeChoice, bool); 8] = [
+        ("fanout 1", 1, fixed(1), false),
+        ("fanout 2", 2, fixed(1), false),
+        ("fanout 4", 4, fixed(1), false),
+        ("fanout 1, zone-aware", 1, fixed(1), true),
+        ("fanout 4, zone-aware", 4, fixed(1), true),
+        ("4 stripes, zone-aware", 4, fixed(4), true),
+        ("8 stripes, zone-aware", 8, fixed(8), true),
+        ("default (stripes auto)", 1, StripeChoice::Auto, true),
     ];
     for &nodes in &node_counts {
         let nodes = nodes as usize;
@@ -135,18 +139,18 @@ fn fleet() {
             .iter()
             .map(|c| *c as usize)
             .collect();
-        for &(name, fanout, stripes, zone_aware) in &designs {
+        for &(name, fanout, choice, zone_aware) in &designs {
             if pick.as_deref().is_some_and(|d| d != name) {
                 continue;
             }
+            let stripes = choice.wanted(nodes);
             for &churn in &churns {
                 let p = Params {
                     nodes,
                     fanout,
                     stripes,
                     zone_aware,
-                    // A striped node serves up to `stripes` children in its home stripe.
-                    upload_cap: base.upload_cap.max(stripes + 2),
+                    upload_cap: upload_cap_for(stripes),
                     kills: nodes * churn / 100,
                     ..base.clone()
                 };

@@ -342,12 +342,14 @@ fn simulated(r: &Run, fixture: &Fixture, opts: &ClusterOptions) -> f64 {
         shaped_zone: zone_b.map(|link| (1, link)),
         registry_zone: Some(0),
         fanout: opts.fanout,
-        stripes: opts.stripes,
+        stripes: opts.stripes.wanted(opts.hosts),
         zone_aware: true,
         stall: humantime::parse_duration(opts.stall_timeout)
             .unwrap()
             .as_secs_f64(),
-        upload_cap: classcache_core::fetcher::stripes::DEFAULT_UPLOAD_CAP,
+        upload_cap: classcache_core::fetcher::stripes::upload_cap_for(
+            opts.stripes.wanted(opts.hosts),
+        ),
         max_hops: 32,
         kills: 0,
         kill_window: (0.0, 0.0),
@@ -428,9 +430,11 @@ fn print_figures(r: &Run, size: f64, physical: f64) {
 /// Today's benchmark: every size at every host count, then the registry-only check.
 /// A lab of `hosts` fetchers with the bench's `--stripes` (`P2P_STRIPES`).
 fn lab(hosts: usize) -> ClusterOptions {
-    let default = classcache_core::fetcher::stripes::DEFAULT_STRIPES.to_string();
+    let stripes = std::env::var("P2P_STRIPES").unwrap_or_else(|_| "auto".into());
     ClusterOptions {
-        stripes: env_list("P2P_STRIPES", &default)[0] as usize,
+        stripes: stripes
+            .parse()
+            .unwrap_or_else(|e| panic!("P2P_STRIPES: {e}")),
         ..ClusterOptions::new(hosts)
     }
 }

@@ -4,7 +4,7 @@
 use clap::{Parser, Subcommand};
 use classcache_core::artifact::Platform;
 use classcache_core::fetcher::args::{InitArgs, INIT_SUBCOMMAND, SERVE_SUBCOMMAND};
-use classcache_core::fetcher::stripes::{DEFAULT_STRIPES, DEFAULT_UPLOAD_CAP};
+use classcache_core::fetcher::stripes::StripeChoice;
 use classcache_core::paths::NODE_STORE_DIR;
 use classcache_core::podtemplate::cluster::{FETCHER_PORT, NAMESPACE, PEERS_SERVICE};
 use classcache_core::size::ByteSize;
@@ -65,11 +65,12 @@ pub struct ServeArgs {
     pub in_use_grace: Duration,
     /// Stripes a blob is cut into (at least 1 MiB each, at most one per node), each sent down its
     /// own tree of fanout --stripes in which every node forwards only its home stripe: each node
-    /// uploads about one copy in all and the depth grows as log(nodes); the fleet simulation
-    /// (`cargo bench --bench fleet`) has 8 meet 1.3 times size / link rate at 10,000 nodes.
-    /// 1 sends one stream down one tree of --fanout. With N stripes give --upload-cap N + 2.
-    #[arg(long, default_value_t = DEFAULT_STRIPES, value_parser = parse_stripes)]
-    pub stripes: usize,
+    /// uploads about one copy in all and the depth grows as log(nodes). 1 sends one stream down
+    /// one tree of --fanout, whose depth grows with the nodes. auto: one stream below 500 nodes,
+    /// 8 stripes from there (where the fleet simulation, `cargo bench --bench fleet`, has the
+    /// two cross; 8 stripes hold 1.3 times size / link rate at 10,000 nodes).
+    #[arg(long, default_value_t = StripeChoice::Auto)]
+    pub stripes: StripeChoice,
     /// Children per node in the distribution tree of a blob sent in one stripe (--stripes 1, or a
     /// blob under 2 MiB); 1 makes a chain, which keeps every node's uplink at one copy.
     #[arg(long, default_value_t = 1)]
@@ -78,10 +79,11 @@ pub struct ServeArgs {
     /// NODE@ZONE in --peers), so the archive crosses into each zone once; false ignores zones.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub zone_aware: bool,
-    /// Concurrent uploads to peers; more get 503 and go to another node. Keep it at least
-    /// --stripes + 2: a node's children in its home stripe number up to --stripes.
-    #[arg(long, default_value_t = DEFAULT_UPLOAD_CAP)]
-    pub upload_cap: usize,
+    /// Concurrent uploads to peers; more get 503 and go to another node. Default: for each blob
+    /// its stripe count + 2, at least 4 (a node's children in its home stripe number up to the
+    /// stripe count).
+    #[arg(long)]
+    pub upload_cap: Option<usize>,
     /// Blob downloads running at once; more wait for a slot, and peers asking for yet another
     /// get 503 and go elsewhere. Each counts its whole size against --max-size while it runs.
     #[arg(long, default_value_t = 8)]
@@ -141,16 +143,6 @@ fn parse_store(s: &str) -> Result<PathBuf, String> {
     classcache_core::paths::check_store_dir(s)
         .map(PathBuf::from)
         .map_err(|e| e.to_string())
-}
-
-/// `--stripes`: 1 to 64 (more would cut a blob into pieces too small to be worth a tree).
-fn parse_stripes(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n @ 1..=64) => Ok(n),
-        _ => Err(format!(
-            "{s:?} is not a stripe count: give 1 (one stream) to 64, or leave it at {DEFAULT_STRIPES}"
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -323,5 +315,34 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.to_string().contains("e.g. linux/arm64"), "{e}");
+    }
+
+    #[test]
+    fn stripes_default_to_auto_and_a_bad_count_says_what_to_give() {
+        let serve = |extra: &[&str]| {
+            let base = ["classcache-fetcher", "serve", "--node-id", "n"];
+            match Cli::try_parse_from(base.iter().chain(extra))
+                .unwrap()
+                .command
+            {
+                Command::Serve(args) => args,
+                Command::Init(_) => panic!("not serve"),
+            }
+        };
+        assert_eq!(serve(&[]).stripes, StripeChoice::Auto);
+        assert_eq!(serve(&[]).upload_cap, None);
+        assert_eq!(serve(&["--stripes", "8"]).stripes, StripeChoice::Fixed(8));
+        assert_eq!(serve(&["--upload-cap", "3"]).upload_cap, Some(3));
+        let e = Cli::try_parse_from([
+            "classcache-fetcher",
+            "serve",
+            "--node-id",
+            "n",
+            "--stripes",
+            "0",
+        ])
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("give auto"), "{e}");
     }
 }

@@ -115,12 +115,12 @@ impl Lane {
 
     /// The next byte to write, in the blob.
     fn at(&self) -> u64 {
-        self.layout.range(self.stripe).start + self.have
+        self.rest().start
     }
 
-    /// The rest of the stripe, to ask a source for.
+    /// The rest of the stripe's current piece, to ask a source for.
     fn rest(&self) -> std::ops::Range<u64> {
-        self.at()..self.layout.range(self.stripe).end
+        self.layout.next_run(self.stripe, self.have)
     }
 
     fn done(&self) -> bool {
@@ -275,7 +275,8 @@ impl Node {
         }
     }
 
-    /// Writes what `source` sends of the lane's rest; also names the peer that was asked.
+    /// Writes what `source` sends of the lane's stripe, one request per piece, until the stripe
+    /// is complete or the source fails; also names the peer that was asked.
     async fn pull_from(
         self: &Arc<Self>,
         source: &Source,
@@ -286,51 +287,66 @@ impl Node {
         hops: u32,
     ) -> (Result<(), PullStep>, Option<String>) {
         let had = lane.have;
-        let opened = match source {
-            Source::Upstream(peer) => self
-                .transport
-                .blob(peer, blob, lane.rest(), hops, false)
-                .await
-                .map(|s| (Some(peer.clone()), s.stream, s.attempt)),
-            Source::AnyComplete => match self.find_complete(&blob.digest, lane).await {
-                None => Err(DownloadError::NoCompletePeer),
-                Some(peer) => self
+        // Any complete peer found for the first piece serves the rest of the stripe too.
+        let mut complete: Option<Peer> = None;
+        let mut id = None;
+        while !lane.done() {
+            let opened = match source {
+                Source::Upstream(peer) => self
                     .transport
-                    .blob(&peer, blob, lane.rest(), hops, true)
+                    .blob(peer, blob, lane.rest(), hops, false)
                     .await
-                    .map(|s| (Some(peer), s.stream, s.attempt)),
-            },
-            Source::Registry => {
-                let descriptor = Descriptor::new(ARCHIVE_LAYER, blob.digest.clone(), blob.size);
-                tracing::info!(digest = %blob.digest, stripe = lane.stripe, offset = lane.at(), "pulling from the registry");
-                self.origin
-                    .blob_range(&blob.repo, &descriptor, lane.rest())
-                    .await
-                    .map(|stream| (None, stream, None))
-                    .map_err(|e| {
-                        self.metrics.error(ErrorKind::Registry);
-                        DownloadError::from(e)
-                    })
-            }
-        };
-        let (peer, stream, attempt) = match opened {
-            Ok(opened) => opened,
-            Err(e) => return (Err(e.into()), None),
-        };
-        let id = peer.as_ref().map(|p| p.id.clone());
-        let result = self
-            .copy(stream, peer.as_ref(), lane, partial, transfer)
-            .await;
-        if let (Err(_), Some(peer), Some(attempt)) = (&result, &peer, attempt) {
-            let status = self
-                .transport
-                .status(peer, &blob.digest, Some(attempt), STATUS_TIMEOUT)
+                    .map(|s| (Some(peer.clone()), s.stream, s.attempt)),
+                Source::AnyComplete => {
+                    if complete.is_none() {
+                        complete = self.find_complete(&blob.digest, lane).await;
+                    }
+                    match &complete {
+                        None => Err(DownloadError::NoCompletePeer),
+                        Some(peer) => self
+                            .transport
+                            .blob(peer, blob, lane.rest(), hops, true)
+                            .await
+                            .map(|s| (Some(peer.clone()), s.stream, s.attempt)),
+                    }
+                }
+                Source::Registry => {
+                    let descriptor = Descriptor::new(ARCHIVE_LAYER, blob.digest.clone(), blob.size);
+                    if lane.have == had {
+                        tracing::info!(digest = %blob.digest, stripe = lane.stripe, offset = lane.at(), "pulling from the registry");
+                    }
+                    self.origin
+                        .blob_range(&blob.repo, &descriptor, lane.rest())
+                        .await
+                        .map(|stream| (None, stream, None))
+                        .map_err(|e| {
+                            self.metrics.error(ErrorKind::Registry);
+                            DownloadError::from(e)
+                        })
+                }
+            };
+            let (peer, stream, attempt) = match opened {
+                Ok(opened) => opened,
+                Err(e) => return (Err(e.into()), id),
+            };
+            id = peer.as_ref().map(|p| p.id.clone());
+            let result = self
+                .copy(stream, peer.as_ref(), lane, partial, transfer)
                 .await;
-            if (had > 0 || lane.have > 0) && status.is_ok_and(|s| s.discarded) {
-                return (Err(PullStep::UpstreamRestarted), id);
+            if let Err(e) = result {
+                if let (Some(peer), Some(attempt)) = (&peer, attempt) {
+                    let status = self
+                        .transport
+                        .status(peer, &blob.digest, Some(attempt), STATUS_TIMEOUT)
+                        .await;
+                    if (had > 0 || lane.have > 0) && status.is_ok_and(|s| s.discarded) {
+                        return (Err(PullStep::UpstreamRestarted), id);
+                    }
+                }
+                return (Err(e), id);
             }
         }
-        (result, id)
+        (Ok(()), id)
     }
 
     /// What the upstream sources say about the blob, asked all at once; the first that is
@@ -379,8 +395,8 @@ impl Node {
         .await
     }
 
-    /// Copies a source's bytes into the lane's stripe of the partial, publishing progress to
-    /// readers, until the stripe is complete, the source ends, or it stalls.
+    /// Copies a source's bytes into the lane's current piece of the partial, publishing progress
+    /// to readers, until the piece is complete, the source ends, or it stalls.
     async fn copy(
         &self,
         mut stream: ByteStream,
@@ -393,7 +409,8 @@ impl Node {
             Some(_) => &self.metrics.bytes_from_peers,
             None => &self.metrics.bytes_from_registry,
         };
-        while !lane.done() {
+        let piece = lane.rest();
+        while lane.at() < piece.end {
             let next = tokio::time::timeout(self.config.stall_timeout, stream.next()).await;
             let chunk = match next {
                 Ok(Some(Ok(chunk))) => chunk,
@@ -407,7 +424,7 @@ impl Node {
                 Ok(None) => {
                     return Err(DownloadError::Ended {
                         at: lane.at(),
-                        size: lane.layout.range(lane.stripe).end,
+                        size: piece.end,
                     }
                     .into())
                 }
@@ -420,8 +437,8 @@ impl Node {
                     return Err(DownloadError::Stalled(self.config.stall_timeout).into());
                 }
             };
-            // A source never gets to write past its stripe.
-            let room = (lane.layout.len(lane.stripe) - lane.have) as usize;
+            // A source never gets to write past the piece it was asked for.
+            let room = (piece.end - lane.at()) as usize;
             let chunk = if chunk.len() > room {
                 chunk.slice(..room)
             } else {
@@ -550,7 +567,7 @@ mod tests {
         assert_eq!(answer().await, UpstreamAnswer::Gone);
     }
 
-    /// A node `me` with peers `a` to `h` over an archive big enough for 8 stripes: the node, the
+    /// A node `me` with peers `a` to `h` over an archive big enough for 8 stripes of 2 pieces: the node, the
     /// layer, the registry and the peers by id.
     fn striped_node(
         dir: &std::path::Path,
@@ -558,7 +575,7 @@ mod tests {
     ) -> (Arc<Node>, BlobRef, TestSource, Vec<(String, TestSource)>) {
         let mut source = MemorySource::new(testing::REPO);
         let data = classcache_core::testing::noise(
-            8 * classcache_core::fetcher::stripes::MIN_STRIPE as usize + 4321,
+            16 * classcache_core::fetcher::stripes::MIN_STRIPE as usize + 4321,
             9,
         );
         let blobs = source.put_archive(testing::config_for("linux/amd64"), &data, None);
@@ -608,6 +625,7 @@ mod tests {
         let (node, blob, registry, peers) = striped_node(dir.path(), |_| Behaviour::default());
         let layout = node.stripes_of(blob.size);
         assert_eq!(layout.count(), 8);
+        assert_eq!(layout.pieces(), 16, "each stripe is two interleaved pieces");
         let firsts = first_sources(&node, &blob);
         let parents: std::collections::HashSet<_> = firsts.iter().flatten().collect();
         assert!(
@@ -625,7 +643,7 @@ mod tests {
             sorted(
                 (0..layout.count())
                     .filter(|&j| firsts[j].as_deref() == who)
-                    .map(|j| layout.range(j).start)
+                    .flat_map(|j| layout.pieces_of(j).map(|r| r.start).collect::<Vec<_>>())
                     .collect(),
             )
         };
@@ -637,7 +655,7 @@ mod tests {
             assert_eq!(
                 sorted(peer.offsets.lock().unwrap().clone()),
                 starts_from(Some(id)),
-                "peer {id} was asked for its stripes only"
+                "peer {id} was asked for its stripes' pieces only, one request each"
             );
         }
         // Every byte came once: no source sent past the stripe it was asked for.
@@ -659,7 +677,7 @@ mod tests {
             .position(Option::is_some)
             .expect("a stripe has a parent");
         let parent = firsts[k].clone().unwrap();
-        let broken_at = layout.range(k).start + 100_000;
+        let broken_at = layout.piece(k).start + 100_000;
         let (node, blob, registry, peers) = striped_node(dir.path(), |id| Behaviour {
             fail_at: (id == parent).then_some(broken_at),
             ..Default::default()

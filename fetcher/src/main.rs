@@ -13,6 +13,7 @@ use classcache_fetcher::metrics::Metrics;
 use classcache_fetcher::node::{Node, PullConfig};
 use classcache_fetcher::peer_client::HttpPeers;
 use classcache_fetcher::peers::{parse_static, PeerSet};
+use classcache_fetcher::serve::UploadCap;
 use classcache_fetcher::serve::{router, ServeState};
 use classcache_fetcher::sources::{AllowedOrigin, ContentOrigin};
 use classcache_fetcher::store::Store;
@@ -129,8 +130,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ContentOrigin::new(move |repo: &_| registry.source(repo)),
     ));
     let transport = Arc::new(HttpPeers::new(&args.node_id));
-    if args.upload_cap < args.stripes + 2 {
-        tracing::warn!(upload_cap = args.upload_cap, stripes = args.stripes, "--upload-cap is below --stripes + 2: some children will be turned away and fetch from further up; raise --upload-cap or lower --stripes");
+    if let Some(upload_cap) = args.upload_cap.filter(|&c| c < args.stripes.most() + 2) {
+        tracing::warn!(upload_cap, stripes = %args.stripes, "--upload-cap is below the stripe count + 2: some children will be turned away and fetch from further up; raise --upload-cap, lower --stripes, or leave --upload-cap out");
     }
     let config = PullConfig {
         fanout: args.fanout.max(1),
@@ -155,7 +156,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = ServeState {
         archives,
         callers,
-        uploads: Arc::new(tokio::sync::Semaphore::new(args.upload_cap.max(1))),
+        uploads: Arc::new(UploadCap::new(args.upload_cap, args.stripes)),
         corrupt_uploads: args.corrupt_uploads,
         stats: args.stats.then(|| {
             Arc::new(classcache_fetcher::sharing::StatsSource {

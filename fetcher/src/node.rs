@@ -9,7 +9,7 @@ use crate::sources::{Origin, PeerTransport};
 use crate::store::{Store, StoreError};
 use classcache_core::digest::Digest;
 use classcache_core::fetcher::http::BlobStatus;
-use classcache_core::fetcher::stripes::Stripes;
+use classcache_core::fetcher::stripes::{StripeChoice, Stripes};
 use classcache_core::reference::RegistryRef;
 use futures_util::FutureExt;
 use std::collections::{HashMap, HashSet};
@@ -35,8 +35,8 @@ pub struct PullConfig {
     /// Children per node in the distribution tree (1 = a chain) of an unstriped blob.
     pub fanout: usize,
     /// Stripes a blob is cut into, each down its own tree of fanout `stripes` (1: one stream
-    /// down one tree of fanout `fanout`).
-    pub stripes: usize,
+    /// down one tree of fanout `fanout`), by fleet size or fixed.
+    pub stripes: StripeChoice,
     /// Order the nodes zone by zone, so the bytes cross into each zone once.
     pub zone_aware: bool,
     /// No byte for this long from a source: ask whether it is alive, else move on.
@@ -239,7 +239,7 @@ impl Node {
         let peers = self.peers.snapshot();
         let me = self.self_id();
         let nodes = peers.len() + usize::from(!peers.iter().any(|p| p.id == me));
-        Stripes::new(size, self.config.stripes, nodes)
+        Stripes::new(size, self.config.stripes.wanted(nodes), nodes)
     }
 
     pub fn self_id(&self) -> &str {
@@ -551,13 +551,13 @@ mod tests {
         let layout = Stripes::new(4 * MIN_STRIPE, 4, 10);
         let mut p = Progress::new(1, layout);
         p.written = vec![0, MIN_STRIPE, MIN_STRIPE / 2, MIN_STRIPE];
-        assert!(p.has(layout.range(1).start, layout.range(1).end));
-        assert!(p.has(layout.range(3).start, layout.range(3).end));
-        assert!(!p.has(layout.range(2).start, layout.range(2).end));
+        assert!(p.has(layout.piece(1).start, layout.piece(1).end));
+        assert!(p.has(layout.piece(3).start, layout.piece(3).end));
+        assert!(!p.has(layout.piece(2).start, layout.piece(2).end));
         assert!(!p.has(0, 4 * MIN_STRIPE), "the whole blob is not");
         // Stripes 1 then 2 run on: a reader of stripe 1 goes on into what stripe 2 has.
         assert_eq!(
-            p.readable_to(layout.range(1).start),
+            p.readable_to(layout.piece(1).start),
             2 * MIN_STRIPE + MIN_STRIPE / 2
         );
     }

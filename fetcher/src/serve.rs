@@ -20,6 +20,7 @@ use classcache_core::fetcher::http::{
     self as api, routes, ArchiveAnswer, ArchiveQuery, BlobQuery, StatusQuery, ATTEMPT_HEADER,
     COMPLETE_ONLY_HEADER, HOPS_HEADER,
 };
+use classcache_core::fetcher::stripes::{upload_cap_for, StripeChoice};
 use classcache_core::reference::RegistryRef;
 use std::fs::File;
 use std::net::SocketAddr;
@@ -35,13 +36,52 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 /// 64 MB blob a quarter of the transfer time in hops alone.
 pub const CHUNK: usize = 64 * 1024;
 
+/// Concurrent uploads to peers, capped by the asked blob's stripe count (a chain's node serves
+/// few, a striped one its home stripe's children) unless `--upload-cap` fixes one cap for all.
+pub struct UploadCap {
+    slots: Arc<Semaphore>,
+    total: usize,
+    fixed: Option<usize>,
+}
+
+impl UploadCap {
+    /// `fixed` is `--upload-cap`; without it the slots cover the most stripes `stripes` cuts.
+    pub fn new(fixed: Option<usize>, stripes: StripeChoice) -> Self {
+        let total = fixed
+            .unwrap_or_else(|| upload_cap_for(stripes.most()))
+            .max(1);
+        Self {
+            slots: Arc::new(Semaphore::new(total)),
+            total,
+            fixed,
+        }
+    }
+
+    /// The cap for a blob cut into `stripes` stripes.
+    pub fn cap(&self, stripes: usize) -> usize {
+        self.fixed
+            .unwrap_or_else(|| upload_cap_for(stripes))
+            .clamp(1, self.total)
+    }
+
+    /// A slot for one upload of a blob cut into `stripes` stripes, if under its cap. Two askers
+    /// at once may both pass the check: the cap is a spread, not a bound; `total` is the bound.
+    fn take(&self, stripes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let in_use = self.total - self.slots.available_permits();
+        if in_use >= self.cap(stripes) {
+            return None;
+        }
+        self.slots.clone().try_acquire_owned().ok()
+    }
+}
+
 #[derive(Clone)]
 pub struct ServeState {
     pub archives: Arc<Archives>,
     /// Who may ask for what: peers for blobs, this node's pods for the archives they pin.
     pub callers: Arc<Callers>,
     /// Concurrent blob uploads to peers; beyond it peers get 503 and try another source.
-    pub uploads: Arc<Semaphore>,
+    pub uploads: Arc<UploadCap>,
     /// Test only: flip a bit in every chunk sent to peers, to prove they never publish it.
     pub corrupt_uploads: bool,
     /// `--stats`: where page-sharing stats come from; `None`: the stats route answers 404.
@@ -276,7 +316,11 @@ async fn blob(
     if method == Method::HEAD {
         return ranged(range, size, Body::empty());
     }
-    let Ok(permit) = s.uploads.clone().try_acquire_owned() else {
+    let stripes = match &availability {
+        Availability::Complete { size, .. } => node.stripes_of(*size).count(),
+        Availability::InFlight(t) => t.progress.borrow().layout.count(),
+    };
+    let Some(permit) = s.uploads.take(stripes) else {
         node.metrics.uploads_rejected.fetch_add(1, Relaxed);
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -585,6 +629,28 @@ impl Follow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chained_blob_keeps_the_small_cap_while_a_striped_one_gets_room_for_its_children() {
+        let caps = UploadCap::new(None, StripeChoice::Auto);
+        assert_eq!(caps.cap(1), 4);
+        assert_eq!(caps.cap(8), 10);
+        let held: Vec<_> = (0..4).map(|_| caps.take(1).expect("under 4")).collect();
+        assert!(
+            caps.take(1).is_none(),
+            "a chain's fifth asker goes elsewhere"
+        );
+        let more: Vec<_> = (4..10).map(|_| caps.take(8).expect("under 10")).collect();
+        assert!(caps.take(8).is_none());
+        drop((held, more));
+        let fixed = UploadCap::new(Some(3), StripeChoice::Auto);
+        assert_eq!(
+            (fixed.cap(1), fixed.cap(8)),
+            (3, 3),
+            "--upload-cap is one cap for all"
+        );
+        assert_eq!(UploadCap::new(Some(0), StripeChoice::Auto).cap(1), 1);
+    }
 
     #[test]
     fn a_bad_range_is_a_416_naming_the_size() {

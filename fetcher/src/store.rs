@@ -161,10 +161,13 @@ impl Drop for Reservation {
     }
 }
 
-/// The sha256 of a partial file's first `hashed` bytes.
+/// The sha256 of a partial file's first `hashed` bytes, and the ranges written past them
+/// (start to end), read back and hashed as soon as the prefix reaches them: interleaved stripes
+/// land out of order, and this keeps commit from reading the whole file back at the end.
 struct PrefixHash {
     hasher: Sha256Counter,
     hashed: u64,
+    ahead: std::collections::BTreeMap<u64, u64>,
 }
 
 /// Keeps an entry from eviction while it is being read.
@@ -467,6 +470,7 @@ impl Store {
             prefix: Arc::new(Mutex::new(PrefixHash {
                 hasher: Sha256Counter::new(),
                 hashed: 0,
+                ahead: Default::default(),
             })),
             committed: false,
             _room: room,
@@ -845,7 +849,8 @@ impl Partial {
     }
 }
 
-/// Writes `bytes` at `offset` of `file`, extending the prefix hash when they continue it.
+/// Writes `bytes` at `offset` of `file`, extending the prefix hash when they continue it (and
+/// then over what was written ahead of them), or noting them as written ahead.
 fn write_extending_hash(
     file: &File,
     prefix: &Mutex<PrefixHash>,
@@ -853,10 +858,41 @@ fn write_extending_hash(
     bytes: &[u8],
 ) -> io::Result<()> {
     file.write_all_at(bytes, offset)?;
+    let end = offset + bytes.len() as u64;
     let mut prefix = prefix.lock().expect("no panics under the prefix lock");
     if prefix.hashed == offset {
         prefix.hasher.update(bytes);
-        prefix.hashed += bytes.len() as u64;
+        prefix.hashed = end;
+        catch_up(file, &mut prefix)?;
+    } else if offset > prefix.hashed && end > offset {
+        // Extend the range this write continues, so the map holds one entry per gap.
+        let joined = prefix
+            .ahead
+            .range(..=offset)
+            .next_back()
+            .filter(|(_, &e)| e == offset)
+            .map(|(&s, _)| s);
+        let start = joined.unwrap_or(offset);
+        let end = end.max(prefix.ahead.remove(&end).unwrap_or(end));
+        prefix.ahead.insert(start, end);
+    }
+    Ok(())
+}
+
+/// Hashes, from the file, the ranges written ahead that the prefix now reaches.
+fn catch_up(file: &File, prefix: &mut PrefixHash) -> io::Result<()> {
+    let mut buf = Vec::new();
+    while let Some((&start, &end)) = prefix.ahead.first_key_value() {
+        if start > prefix.hashed {
+            break;
+        }
+        prefix.ahead.remove(&start);
+        while prefix.hashed < end {
+            buf.resize(((end - prefix.hashed) as usize).min(1 << 20), 0);
+            file.read_exact_at(&mut buf, prefix.hashed)?;
+            prefix.hasher.update(&buf);
+            prefix.hashed += buf.len() as u64;
+        }
     }
     Ok(())
 }
@@ -958,6 +994,11 @@ mod tests {
                 .await
                 .unwrap();
         }
+        assert_eq!(
+            partial.prefix.lock().unwrap().hashed,
+            data.len() as u64,
+            "the second half was hashed as soon as the first reached it, not at commit"
+        );
         let path = store.run(move |s| s.commit(partial)).await.unwrap();
         assert_eq!(fs::read(path).unwrap(), data);
         let d = digest.clone();

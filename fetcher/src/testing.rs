@@ -222,7 +222,7 @@ pub fn node(
         fanout: 1,
         // What these tests exercise: blobs under 2 MiB are one stripe whatever the flag, larger
         // ones (download.rs's striped tests) are cut into up to 8.
-        stripes: 8,
+        stripes: classcache_core::fetcher::stripes::StripeChoice::Fixed(8),
         stall_timeout: Duration::from_secs(2),
         max_hops: 32,
         zone_aware: true,

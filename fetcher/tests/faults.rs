@@ -5,7 +5,7 @@
 mod support;
 
 use classcache_core::fetcher::http::routes;
-use classcache_core::fetcher::stripes::{Stripes, DEFAULT_STRIPES};
+use classcache_core::fetcher::stripes::{StripeChoice, Stripes};
 use std::time::Duration;
 use support::netns::LinkRate;
 use support::{push_archive, Cluster, ClusterOptions, Fixture, SmallDisk};
@@ -32,16 +32,18 @@ fn assert_registry_once_but_for_stripes_rooted_by(
     times: usize,
 ) {
     let gets = cluster.proxy.blob_gets(&fixture.layer_digest);
-    let layout = Stripes::new(fixture.layer_size, DEFAULT_STRIPES, hosts);
+    let wanted = StripeChoice::default().wanted(hosts);
+    let layout = Stripes::new(fixture.layer_size, wanted, hosts);
     let roots = support::stripe_roots(&fixture.layer_digest, hosts, fixture.layer_size);
     for (start, end, asked) in cluster
         .proxy
         .blob_asks(&fixture.layer_digest, fixture.layer_size)
     {
-        let j = layout.containing(start);
+        let piece = layout.piece_at(start);
+        let j = layout.stripe_of(piece);
         let limit = if roots[j] == failed { times } else { 1 };
         assert!(
-            (1..=limit).contains(&asked) && end <= layout.range(j).end,
+            (1..=limit).contains(&asked) && end <= layout.piece(piece).end,
             "bytes {start}..{end} (stripe {j}, rooted by node {}) asked {asked} times: {gets:?}\n{}",
             roots[j],
             cluster.logs()

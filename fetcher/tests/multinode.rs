@@ -3,21 +3,19 @@
 
 mod support;
 
+use classcache_core::fetcher::stripes::{StripeChoice, Stripes};
 use support::netns::LinkRate;
 use support::{push_archive, Cluster, ClusterOptions};
 
 #[test]
 fn every_node_gets_the_identical_archive_and_the_registry_serves_the_blob_once() {
-    let fixture = push_archive(6 << 20);
+    let fixture = push_archive(12 << 20);
     // Striped: the opt-in distribution, end to end over HTTP (`faults` runs the default).
     let stripes = 4;
     let hosts = 6;
     let cluster = Cluster::start(&ClusterOptions {
         rate: Some(LinkRate::mbit(200)),
-        stripes,
-        extra_args: (0..hosts)
-            .map(|i| (i, vec!["--upload-cap".into(), (stripes + 2).to_string()]))
-            .collect(),
+        stripes: StripeChoice::Fixed(stripes),
         ..ClusterOptions::new(hosts)
     });
     let reference = cluster.reference(&fixture);
@@ -45,10 +43,15 @@ fn every_node_gets_the_identical_archive_and_the_registry_serves_the_blob_once()
         "every byte asked of the registry once; blob GETs: {gets:?}\n{}",
         cluster.logs()
     );
+    let layout = Stripes::new(fixture.layer_size, stripes, hosts);
+    assert!(
+        layout.pieces() > stripes,
+        "a 12 MiB layer in {stripes} stripes is cut into interleaved pieces"
+    );
     assert_eq!(
         gets.len(),
-        stripes,
-        "a 6 MiB layer travels in {stripes} stripes: {gets:?}"
+        layout.pieces(),
+        "each piece of each stripe asked of the registry once, by its stripe's root: {gets:?}"
     );
     let from_registry: f64 = (0..hosts)
         .map(|i| {

@@ -209,7 +209,7 @@ struct Sim<'a> {
     /// Per stripe: the node at each position of the stripe's order.
     at: Vec<Vec<usize>>,
     /// Per stripe: its byte range.
-    ranges: Vec<(u64, u64)>,
+    layout: Stripes,
     nodes: Vec<Node>,
     flows: Vec<Flow>,
     queue: BinaryHeap<Queued>,
@@ -252,9 +252,6 @@ impl<'a> Sim<'a> {
                 order.into_iter().map(|at| node_of[at]).collect()
             })
             .collect();
-        let ranges = (0..stripes)
-            .map(|j| (layout.range(j).start, layout.range(j).end))
-            .collect();
         let mut nodes = vec![
             Node {
                 alive: true,
@@ -272,7 +269,7 @@ impl<'a> Sim<'a> {
             p,
             tree: dist.tree,
             at,
-            ranges,
+            layout,
             nodes,
             flows: Vec::new(),
             queue: BinaryHeap::new(),
@@ -295,8 +292,7 @@ impl<'a> Sim<'a> {
     }
 
     fn stripe_len(&self, stripe: usize) -> u64 {
-        let (a, b) = self.ranges[stripe];
-        b - a
+        self.layout.len(stripe)
     }
 
     fn push(&mut self, t: f64, ev: Ev) {

@@ -110,7 +110,7 @@ pub struct ClusterOptions {
     pub registry_egress: Option<u64>,
     pub fanout: usize,
     /// `--stripes` of every fetcher.
-    pub stripes: usize,
+    pub stripes: classcache_core::fetcher::stripes::StripeChoice,
     /// false: every node alone (each pulls from the registry), for the baseline.
     pub peers: bool,
     pub stall_timeout: &'static str,
@@ -132,7 +132,7 @@ impl ClusterOptions {
             rate: None,
             registry_egress: None,
             fanout: 1,
-            stripes: classcache_core::fetcher::stripes::DEFAULT_STRIPES,
+            stripes: Default::default(),
             peers: true,
             stall_timeout: "2s",
             extra_args: vec![],
@@ -354,9 +354,9 @@ impl Cluster {
                         if let Some(t) = timeout {
                             ask = ask.timeout(t);
                         }
-                        let r = ask.send().await.map_err(|e| e.to_string())?;
+                        let r = ask.send().await.map_err(|e| with_causes(&e))?;
                         let status = r.status();
-                        let body = r.text().await.map_err(|e| e.to_string())?;
+                        let body = r.text().await.map_err(|e| with_causes(&e))?;
                         if status.is_success() {
                             serde_json::from_str(&body).map_err(|e| e.to_string())
                         } else {
@@ -465,14 +465,25 @@ pub fn ranked_hosts(digest: &str, hosts: usize) -> Vec<usize> {
         .collect()
 }
 
+/// An error and its causes on one line: reqwest's own text names only the URL.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
 /// For each stripe of a `size`-byte blob as the lab's fetchers cut it (`--stripes` default),
 /// the host that roots it: the one that pulls it from the registry.
 pub fn stripe_roots(digest: &str, hosts: usize, size: u64) -> Vec<usize> {
-    use classcache_core::fetcher::stripes::{Stripes, DEFAULT_STRIPES};
+    use classcache_core::fetcher::stripes::{StripeChoice, Stripes};
     use classcache_fetcher::ranking::{distribution, Member};
     let d: Digest = digest.parse().unwrap();
     let ids: Vec<String> = (0..hosts).map(node_id).collect();
-    let layout = Stripes::new(size, DEFAULT_STRIPES, hosts);
+    let layout = Stripes::new(size, StripeChoice::default().wanted(hosts), hosts);
     let members = ids.iter().map(|id| Member { id, zone: None });
     let dist = distribution(&d, members, layout.count(), true);
     (0..layout.count())
