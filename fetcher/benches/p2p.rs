@@ -7,7 +7,7 @@
 //! so the lab's total traffic, which 2 cores must carry, is the same at 16 and 64 hosts; at 768
 //! the 64-host lab is CPU-bound: the root alone took 1.15x its limit and each hop 0.3 s),
 //! `P2P_SIZES_MB` (default `64,256`),
-//! `P2P_HOSTS` (default `16,64`), `P2P_STRIPES` (the fetcher's `--stripes`, default its own),
+//! `P2P_HOSTS` (default `16,64`), `P2P_STRIPES` (the fetcher's `--stripes`, default `auto`),
 //! `P2P_FANOUT` (default 1, for one stripe), `P2P_BUDGET_S` (default 300; 900 runs 64 hosts x 256 MB too:
 //! `plain` scenarios whose physical limit alone would overrun it are skipped, and said so),
 //! `P2P_SHOW_LOGS` (set: print the nodes' log tails when they warn or a run fails).
@@ -319,16 +319,24 @@ fn hit_latency_init_process(fixture: &Fixture) -> f64 {
     percentile(&ms, 0.5)
 }
 
+/// Payload per byte on a shaped link: tbf counts whole Ethernet frames, 1514 bytes (14
+/// Ethernet, 20 IP, 32 TCP with timestamps) for 1448 of data. The registry's pacing (the
+/// proxy's, in user space) counts payload only.
+const GOODPUT: f64 = 1448.0 / 1514.0;
+
 /// The figures every scenario prints for one run.
 /// The same run simulated (`sim/`): the same digest and so the same ranking, hosts, link
 /// rates, zones, kills (who, when) and stall timeout, with the lab's per-hop queueing
 /// (`P2P_SIM_HOP_MS`, default 50: the tbf queue bound every shaped link is set up with) and
 /// the time from a complete blob to a published archive (`P2P_SIM_TAIL_MS`, default 500).
+/// The simulated links carry the shaped links' TCP payload rate ([`GOODPUT`]).
 /// Prints both and returns measured / simulated for the last node.
 fn simulated(r: &Run, fixture: &Fixture, opts: &ClusterOptions) -> f64 {
-    let rate = opts.rate.expect("a shaped lab").bytes_per_sec as f64;
+    let rate = opts.rate.expect("a shaped lab").bytes_per_sec as f64 * GOODPUT;
     let hop = env_list("P2P_SIM_HOP_MS", "50")[0] as f64 / 1e3;
-    let zone_b = opts.zone_b.map(|(_, link)| link.bytes_per_sec as f64);
+    let zone_b = opts
+        .zone_b
+        .map(|(_, link)| link.bytes_per_sec as f64 * GOODPUT);
     let p = sim::Params {
         nodes: opts.hosts,
         size: fixture.layer_size,
@@ -714,7 +722,8 @@ fn main() {
     let aggregate_mbit = env_list("P2P_AGGREGATE_MBIT", "384")[0];
     let fanout = env_list("P2P_FANOUT", "1")[0] as usize;
     let started = Instant::now();
-    println!("p2p benchmark: per-host links shaped each way (tc tbf on both veth ends) to {aggregate_mbit} Mbit/s / hosts, registry egress capped at one host's rate, fanout {fanout}");
+    let stripes = lab(1).stripes;
+    println!("p2p benchmark: per-host links shaped each way (tc tbf on both veth ends) to {aggregate_mbit} Mbit/s / hosts, registry egress capped at one host's rate, --stripes {stripes} (auto: one stream below {} nodes), fanout {fanout} for one stream", classcache_core::fetcher::stripes::STRIPED_FROM_NODES);
     let mut failed = Vec::new();
     for scenario in env_str("P2P_SCENARIOS", "plain") {
         match scenario.as_str() {
